@@ -1,0 +1,492 @@
+//! Backup: walk the given paths, chunk and store new blobs in packs, write trees bottom-up,
+//! then the index and finally the snapshot.
+
+use std::collections::HashSet;
+use std::fs::{File, Metadata};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use jiff::Timestamp;
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::index::{Index, IndexFile, IndexPack};
+use crate::pack::{BlobKind, PackWriter};
+use crate::paths::{self, PathStyle};
+use crate::snapshot::{SNAPSHOT_VERSION, Snapshot, Summary};
+use crate::tree::{Node, NodeKind, Tree, UnixMeta};
+use crate::vault::Vault;
+
+/// Write an index file after this many packs, so a killed backup loses little indexing work.
+const PACKS_PER_INDEX: usize = 8;
+
+#[derive(Debug, Clone, Default)]
+pub struct BackupOptions {
+    pub paths: Vec<PathBuf>,
+    pub host: String,
+    pub label: String,
+    pub tags: Vec<String>,
+    /// Snapshot time; now when `None`.
+    pub time: Option<Timestamp>,
+}
+
+/// Something the user should hear about; the backup goes on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Warning {
+    /// Could not be read: left out of the snapshot, which is marked incomplete.
+    Unreadable { path: PathBuf, error: String },
+    /// Size or mtime changed while it was read: archived as read.
+    Changed { path: PathBuf },
+    /// Not a file, directory or symlink (socket, FIFO, device): not archived.
+    Skipped { path: PathBuf, kind: String },
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Warning::Unreadable { path, error } => write!(f, "cannot read {}: {error}; it is not in the snapshot", path.display()),
+            Warning::Changed { path } => write!(f, "{} changed while it was being read; the archived copy may be inconsistent", path.display()),
+            Warning::Skipped { path, kind } => write!(f, "skipped {} ({kind}): only files, directories and symlinks are archived", path.display()),
+        }
+    }
+}
+
+/// Live feedback from a running backup. All methods have empty defaults.
+pub trait BackupObserver: Sync {
+    fn warning(&self, _w: &Warning) {}
+    fn file_done(&self, _path: &Path, _bytes: u64) {}
+}
+
+pub struct NoObserver;
+impl BackupObserver for NoObserver {}
+
+#[derive(Debug, Clone)]
+pub struct BackupResult {
+    pub id: Id,
+    pub snapshot: Snapshot,
+    pub warnings: Vec<Warning>,
+}
+
+#[derive(Default)]
+struct Counters {
+    files: AtomicU64,
+    dirs: AtomicU64,
+    symlinks: AtomicU64,
+    bytes_read: AtomicU64,
+    bytes_added: AtomicU64,
+    data_blobs: AtomicU64,
+    tree_blobs: AtomicU64,
+}
+
+struct Session<'a> {
+    vault: &'a Vault,
+    index: &'a Index,
+    observer: &'a dyn BackupObserver,
+    /// Blobs this run has already queued, so concurrent files never store one twice.
+    claimed: Mutex<HashSet<Id>>,
+    data_pack: Mutex<PackWriter>,
+    tree_pack: Mutex<PackWriter>,
+    /// Stored packs not yet named by an index file.
+    unindexed: Mutex<Vec<IndexPack>>,
+    warnings: Mutex<Vec<Warning>>,
+    n: Counters,
+}
+
+/// Back up `opts.paths` into one snapshot.
+pub fn backup(vault: &Vault, opts: &BackupOptions, observer: &dyn BackupObserver) -> Result<BackupResult> {
+    let started = Instant::now();
+    let time = opts.time.unwrap_or_else(Timestamp::now);
+    if opts.paths.is_empty() {
+        return Err(Error::InvalidInput("no backup paths given".into()));
+    }
+    // Every path must exist before anything is written.
+    let mut roots = Vec::new();
+    for p in &opts.paths {
+        let abs = paths::absolute(p)?;
+        std::fs::symlink_metadata(&abs).map_err(|e| Error::MissingPath { path: p.clone(), source: e })?;
+        roots.push(abs);
+    }
+    let mut index = vault.load_index()?;
+    vault.adopt_unindexed_packs(&mut index)?;
+
+    let s = Session {
+        vault,
+        index: &index,
+        observer,
+        claimed: Mutex::new(HashSet::new()),
+        data_pack: Mutex::new(PackWriter::new(BlobKind::Data)),
+        tree_pack: Mutex::new(PackWriter::new(BlobKind::Tree)),
+        unindexed: Mutex::new(Vec::new()),
+        warnings: Mutex::new(Vec::new()),
+        n: Counters::default(),
+    };
+
+    let style = PathStyle::native();
+    let mut vroot = VDir::default();
+    for r in &roots {
+        vroot.insert(style, &paths::components(r)?, r.clone());
+    }
+    let root_tree = s.archive_virtual(&vroot, Path::new(""))?;
+    let tree = s.add_blob(BlobKind::Tree, &root_tree.encode())?;
+
+    // Ordering: every pack, then the index naming them, then the snapshot.
+    for lock in [&s.data_pack, &s.tree_pack] {
+        let w = std::mem::replace(&mut *lock.lock().expect("pack lock"), PackWriter::new(BlobKind::Data));
+        if !w.is_empty() {
+            s.store_pack(w)?;
+        }
+    }
+    s.flush_index()?;
+
+    let warnings = s.warnings.into_inner().expect("warnings lock");
+    let unreadable = warnings.iter().filter(|w| matches!(w, Warning::Unreadable { .. })).count() as u64;
+    let changed = warnings.iter().filter(|w| matches!(w, Warning::Changed { .. })).count() as u64;
+    let summary = Summary {
+        files: s.n.files.load(Ordering::Relaxed),
+        dirs: s.n.dirs.load(Ordering::Relaxed),
+        symlinks: s.n.symlinks.load(Ordering::Relaxed),
+        bytes_read: s.n.bytes_read.load(Ordering::Relaxed),
+        bytes_added: s.n.bytes_added.load(Ordering::Relaxed),
+        data_blobs_added: s.n.data_blobs.load(Ordering::Relaxed),
+        tree_blobs_added: s.n.tree_blobs.load(Ordering::Relaxed),
+        files_unreadable: unreadable,
+        files_changed: changed,
+        duration_secs: started.elapsed().as_secs_f64(),
+    };
+    let snapshot = Snapshot {
+        format_version: SNAPSHOT_VERSION,
+        program_version: env!("CARGO_PKG_VERSION").to_string(),
+        time,
+        host: opts.host.clone(),
+        label: opts.label.clone(),
+        tags: opts.tags.clone(),
+        paths: roots.iter().map(|r| r.to_string_lossy().into_owned()).collect(),
+        path_style: style,
+        tree,
+        complete: unreadable == 0,
+        summary,
+    };
+    let id = vault.save_snapshot(&snapshot)?;
+    Ok(BackupResult { id, snapshot, warnings })
+}
+
+/// The paths given to `backup`, merged into one tree of their components.
+#[derive(Default)]
+struct VDir {
+    children: Vec<(Vec<u8>, VNode)>,
+}
+
+enum VNode {
+    /// A path given by the user: archived whole.
+    Given(PathBuf),
+    /// A parent of given paths: only the given paths below it are archived.
+    Parent(VDir),
+}
+
+impl VDir {
+    fn insert(&mut self, style: PathStyle, comps: &[Vec<u8>], path: PathBuf) {
+        let Some((first, rest)) = comps.split_first() else {
+            // The root itself was given (`/`): archive all of it.
+            self.children.clear();
+            self.children.push((Vec::new(), VNode::Given(path)));
+            return;
+        };
+        if self.children.iter().any(|(n, v)| n.is_empty() && matches!(v, VNode::Given(_))) {
+            return;
+        }
+        let pos = self.children.iter().position(|(n, _)| style.same_name(n, first));
+        let i = match pos {
+            Some(i) => i,
+            None => {
+                self.children.push((first.clone(), VNode::Parent(VDir::default())));
+                self.children.len() - 1
+            }
+        };
+        let slot = &mut self.children[i].1;
+        match slot {
+            VNode::Given(_) => {} // an ancestor was given: it already covers this path
+            VNode::Parent(_) if rest.is_empty() => *slot = VNode::Given(path),
+            VNode::Parent(d) => d.insert(style, rest, path),
+        }
+    }
+}
+
+impl Session<'_> {
+    fn warn(&self, w: Warning) {
+        self.observer.warning(&w);
+        self.warnings.lock().expect("warnings lock").push(w);
+    }
+
+    /// Store `data` as a blob unless the vault or this run already has it.
+    fn add_blob(&self, kind: BlobKind, data: &[u8]) -> Result<Id> {
+        let id = self.vault.blob_id(data);
+        if self.index.contains(&id) || !self.claimed.lock().expect("claim lock").insert(id) {
+            return Ok(id);
+        }
+        let sealed = self.vault.seal_blob(data)?;
+        let lock = match kind {
+            BlobKind::Data => &self.data_pack,
+            BlobKind::Tree => &self.tree_pack,
+        };
+        let full = {
+            let mut w = lock.lock().expect("pack lock");
+            w.add(id, &sealed, data.len());
+            if w.len() >= self.vault.config().pack_size as usize {
+                Some(std::mem::replace(&mut *w, PackWriter::new(kind)))
+            } else {
+                None
+            }
+        };
+        match kind {
+            BlobKind::Data => self.n.data_blobs.fetch_add(1, Ordering::Relaxed),
+            BlobKind::Tree => self.n.tree_blobs.fetch_add(1, Ordering::Relaxed),
+        };
+        if let Some(w) = full {
+            self.store_pack(w)?;
+        }
+        Ok(id)
+    }
+
+    fn store_pack(&self, w: PackWriter) -> Result<()> {
+        let kind = w.kind();
+        let (bytes, id, blobs) = w.finish(self.vault.sealer())?;
+        self.n.bytes_added.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        self.vault.save_pack(&id, bytes)?;
+        let ready = {
+            let mut u = self.unindexed.lock().expect("index lock");
+            u.push(IndexPack { id, kind, blobs });
+            u.len() >= PACKS_PER_INDEX
+        };
+        if ready { self.flush_index() } else { Ok(()) }
+    }
+
+    fn flush_index(&self) -> Result<()> {
+        let packs = std::mem::take(&mut *self.unindexed.lock().expect("index lock"));
+        if !packs.is_empty() {
+            self.vault.save_index(&IndexFile { supersedes: vec![], packs })?;
+        }
+        Ok(())
+    }
+
+    /// Build the tree for a level of the virtual tree of given paths.
+    fn archive_virtual(&self, dir: &VDir, local: &Path) -> Result<Tree> {
+        if let [(name, VNode::Given(p))] = dir.children.as_slice() {
+            if name.is_empty() {
+                return Ok(self.read_dir_tree(p)?.unwrap_or_default());
+            }
+        }
+        let nodes: Vec<Option<Node>> = dir
+            .children
+            .par_iter()
+            .map(|(name, v)| match v {
+                VNode::Given(p) => self.archive_entry(p, name.clone()),
+                VNode::Parent(d) => {
+                    let path = if local.as_os_str().is_empty() {
+                        // Top-level component: a drive (`C:`) needs its root, `/x` needs `/`.
+                        let mut p = PathBuf::from(paths::local_name(name)?);
+                        if PathStyle::native() == PathStyle::Windows {
+                            p.push("\\");
+                        } else {
+                            p = Path::new("/").join(p);
+                        }
+                        p
+                    } else {
+                        local.join(paths::local_name(name)?)
+                    };
+                    let sub = self.archive_virtual(d, &path)?;
+                    let meta = std::fs::metadata(&path).ok();
+                    let subtree = self.add_blob(BlobKind::Tree, &sub.encode())?;
+                    self.n.dirs.fetch_add(1, Ordering::Relaxed);
+                    let mut node = base_node(name.clone(), NodeKind::Dir { subtree }, meta.as_ref());
+                    node.size = 0;
+                    Ok(Some(node))
+                }
+            })
+            .collect::<Result<_>>()?;
+        let mut nodes: Vec<Node> = nodes.into_iter().flatten().collect();
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Tree { nodes })
+    }
+
+    /// Archive one filesystem entry; `None` when it is left out (a warning says why).
+    fn archive_entry(&self, path: &Path, name: Vec<u8>) -> Result<Option<Node>> {
+        let meta = match std::fs::symlink_metadata(path) {
+            Ok(m) => m,
+            Err(e) => {
+                self.warn(Warning::Unreadable { path: path.to_path_buf(), error: e.to_string() });
+                return Ok(None);
+            }
+        };
+        let ft = meta.file_type();
+        if ft.is_file() {
+            self.archive_file(path, name, &meta)
+        } else if ft.is_dir() {
+            let Some(tree) = self.read_dir_tree(path)? else { return Ok(None) };
+            let subtree = self.add_blob(BlobKind::Tree, &tree.encode())?;
+            self.n.dirs.fetch_add(1, Ordering::Relaxed);
+            let mut node = base_node(name, NodeKind::Dir { subtree }, Some(&meta));
+            node.size = 0;
+            Ok(Some(node))
+        } else if ft.is_symlink() {
+            match std::fs::read_link(path) {
+                Ok(t) => {
+                    self.n.symlinks.fetch_add(1, Ordering::Relaxed);
+                    let target = t.as_os_str().as_encoded_bytes().to_vec();
+                    let mut node = base_node(name, NodeKind::Symlink { target }, Some(&meta));
+                    node.size = 0;
+                    Ok(Some(node))
+                }
+                Err(e) => {
+                    self.warn(Warning::Unreadable { path: path.to_path_buf(), error: e.to_string() });
+                    Ok(None)
+                }
+            }
+        } else {
+            self.warn(Warning::Skipped { path: path.to_path_buf(), kind: special_kind(&meta) });
+            Ok(None)
+        }
+    }
+
+    /// The tree of a directory's entries, or `None` when it cannot be listed.
+    fn read_dir_tree(&self, path: &Path) -> Result<Option<Tree>> {
+        let listing = std::fs::read_dir(path).and_then(|rd| rd.collect::<std::io::Result<Vec<_>>>());
+        let mut entries: Vec<(Vec<u8>, PathBuf)> = match listing {
+            Ok(v) => v.into_iter().map(|e| (e.file_name().as_encoded_bytes().to_vec(), e.path())).collect(),
+            Err(e) => {
+                self.warn(Warning::Unreadable { path: path.to_path_buf(), error: e.to_string() });
+                return Ok(None);
+            }
+        };
+        entries.sort();
+        let nodes: Vec<Option<Node>> =
+            entries.into_par_iter().map(|(name, p)| self.archive_entry(&p, name)).collect::<Result<_>>()?;
+        Ok(Some(Tree { nodes: nodes.into_iter().flatten().collect() }))
+    }
+
+    fn archive_file(&self, path: &Path, name: Vec<u8>, meta: &Metadata) -> Result<Option<Node>> {
+        let unreadable = |e: std::io::Error| {
+            self.warn(Warning::Unreadable { path: path.to_path_buf(), error: e.to_string() });
+            Ok(None)
+        };
+        let file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) => return unreadable(e),
+        };
+        let policy = self.vault.chunker().policy_for(&name);
+        let chunks = match self.chunk_file(file, policy) {
+            Ok(c) => c,
+            Err(ChunkError::Io(e)) => return unreadable(e),
+            Err(ChunkError::Vault(e)) => return Err(e),
+        };
+        let (ids, size) = chunks;
+        self.n.files.fetch_add(1, Ordering::Relaxed);
+        self.n.bytes_read.fetch_add(size, Ordering::Relaxed);
+        let after = std::fs::symlink_metadata(path).ok();
+        if after.is_none_or(|a| a.len() != meta.len() || a.modified().ok() != meta.modified().ok()) || size != meta.len() {
+            self.warn(Warning::Changed { path: path.to_path_buf() });
+        }
+        self.observer.file_done(path, size);
+        let mut node = base_node(name, NodeKind::File { chunks: ids }, Some(meta));
+        node.size = size;
+        Ok(Some(node))
+    }
+
+    /// Read `file` to the end, cutting chunks and storing new ones. Returns ids and bytes read.
+    fn chunk_file(&self, mut file: File, policy: crate::chunker::Policy) -> Result<(Vec<Id>, u64), ChunkError> {
+        let chunker = self.vault.chunker();
+        let window = chunker.max_chunk();
+        let mut buf: Vec<u8> = Vec::new();
+        let mut ids = Vec::new();
+        let mut total = 0u64;
+        let mut eof = false;
+        while !eof || !buf.is_empty() {
+            // Keep at least one maximum chunk buffered so cut points never depend on read sizes.
+            while !eof && buf.len() < 2 * window {
+                let start = buf.len();
+                buf.resize(2 * window, 0);
+                match file.read(&mut buf[start..]) {
+                    Ok(0) => {
+                        buf.truncate(start);
+                        eof = true;
+                    }
+                    Ok(n) => buf.truncate(start + n),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => buf.truncate(start),
+                    Err(e) => return Err(ChunkError::Io(e)),
+                }
+            }
+            let mut pos = 0;
+            while pos < buf.len() && (eof || buf.len() - pos >= window) {
+                let n = chunker.next_chunk_len(policy, &buf[pos..], eof);
+                ids.push(self.add_blob(BlobKind::Data, &buf[pos..pos + n]).map_err(ChunkError::Vault)?);
+                pos += n;
+                total += n as u64;
+            }
+            buf.drain(..pos);
+        }
+        Ok((ids, total))
+    }
+}
+
+enum ChunkError {
+    Io(std::io::Error),
+    Vault(Error),
+}
+
+fn special_kind(meta: &Metadata) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let ft = meta.file_type();
+        if ft.is_socket() {
+            return "socket".into();
+        }
+        if ft.is_fifo() {
+            return "FIFO".into();
+        }
+        if ft.is_block_device() || ft.is_char_device() {
+            return "device".into();
+        }
+    }
+    let _ = meta;
+    "special file".into()
+}
+
+/// A node with the metadata this platform has; `meta` is `None` when the entry could not be
+/// examined (a parent directory of a given path).
+fn base_node(name: Vec<u8>, kind: NodeKind, meta: Option<&Metadata>) -> Node {
+    let mut n = Node {
+        name,
+        kind,
+        size: 0,
+        mtime_ns: 0,
+        ctime_ns: 0,
+        inode: 0,
+        device: 0,
+        unix: None,
+        win_attrs: None,
+    };
+    let Some(m) = meta else { return n };
+    n.size = m.len();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        n.mtime_ns = m.mtime().saturating_mul(1_000_000_000).saturating_add(m.mtime_nsec());
+        n.ctime_ns = m.ctime().saturating_mul(1_000_000_000).saturating_add(m.ctime_nsec());
+        n.inode = m.ino();
+        n.device = m.dev();
+        n.unix = Some(UnixMeta { mode: m.mode(), uid: m.uid(), gid: m.gid() });
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::fs::MetadataExt;
+        // FILETIME counts 100 ns ticks since 1601-01-01.
+        const EPOCH_DIFF_TICKS: i64 = 116_444_736_000_000_000;
+        n.mtime_ns = (m.last_write_time() as i64 - EPOCH_DIFF_TICKS).saturating_mul(100);
+        n.win_attrs = Some(m.file_attributes());
+    }
+    n
+}

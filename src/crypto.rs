@@ -1,0 +1,233 @@
+//! Blob sealing (zstd compression, then XChaCha20-Poly1305 or a BLAKE3 checksum) and the
+//! master key, wrapped in password-protected key files with Argon2id.
+
+use chacha20poly1305::aead::{AeadInOut, KeyInit};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+pub const NONCE_LEN: usize = 24;
+pub const TAG_LEN: usize = 16;
+pub const CHECKSUM_LEN: usize = 16;
+
+const COMP_NONE: u8 = 0;
+const COMP_ZSTD: u8 = 1;
+
+/// Secret material of a vault: the blob encryption key and the chunk-id key.
+#[derive(Clone)]
+pub struct MasterKey {
+    pub encryption: [u8; 32],
+    pub chunk_id: [u8; 32],
+}
+
+impl MasterKey {
+    pub fn generate() -> Result<MasterKey> {
+        Ok(MasterKey { encryption: random_array()?, chunk_id: random_array()? })
+    }
+    fn to_bytes(&self) -> [u8; 64] {
+        let mut b = [0u8; 64];
+        b[..32].copy_from_slice(&self.encryption);
+        b[32..].copy_from_slice(&self.chunk_id);
+        b
+    }
+    fn from_bytes(b: &[u8]) -> Option<MasterKey> {
+        if b.len() != 64 {
+            return None;
+        }
+        Some(MasterKey { encryption: b[..32].try_into().ok()?, chunk_id: b[32..].try_into().ok()? })
+    }
+}
+
+pub(crate) fn random_array<const N: usize>() -> Result<[u8; N]> {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b)
+        .map_err(|e| Error::InvalidInput(format!("the OS random generator failed: {e}")))?;
+    Ok(b)
+}
+
+/// How every stored byte string is protected.
+#[derive(Clone)]
+pub enum Sealer {
+    /// XChaCha20-Poly1305 with a random 24-byte nonce per sealed string.
+    Encrypted(Box<XChaCha20Poly1305>),
+    /// No secrecy; a truncated BLAKE3 checksum still detects damage.
+    Plain,
+}
+
+impl Sealer {
+    pub fn encrypted(key: &[u8; 32]) -> Sealer {
+        Sealer::Encrypted(Box::new(XChaCha20Poly1305::new(&(*key).into())))
+    }
+
+    /// Bytes that sealing adds on top of the compression byte and body.
+    pub fn overhead(&self) -> usize {
+        1 + match self {
+            Sealer::Encrypted(_) => NONCE_LEN + TAG_LEN,
+            Sealer::Plain => CHECKSUM_LEN,
+        }
+    }
+
+    /// Compress (when `level` is given and it shrinks the data) and seal `data`.
+    pub fn seal(&self, data: &[u8], level: Option<i32>) -> Result<Vec<u8>> {
+        let nonce = match self {
+            Sealer::Encrypted(_) => random_array::<NONCE_LEN>()?,
+            Sealer::Plain => [0u8; NONCE_LEN],
+        };
+        Ok(self.seal_with_nonce(data, level, &nonce))
+    }
+
+    /// Deterministic sealing for test vectors; production code calls [`Sealer::seal`].
+    pub fn seal_with_nonce(&self, data: &[u8], level: Option<i32>, nonce: &[u8; NONCE_LEN]) -> Vec<u8> {
+        let compressed = level.and_then(|l| zstd::bulk::compress(data, l).ok()).filter(|c| c.len() < data.len());
+        let (flag, body) = match &compressed {
+            Some(c) => (COMP_ZSTD, c.as_slice()),
+            None => (COMP_NONE, data),
+        };
+        match self {
+            Sealer::Encrypted(cipher) => {
+                let mut out = Vec::with_capacity(NONCE_LEN + 1 + body.len() + TAG_LEN);
+                out.extend_from_slice(nonce);
+                out.push(flag);
+                out.extend_from_slice(body);
+                let tag = cipher
+                    .encrypt_inout_detached(&XNonce::from(*nonce), &[], (&mut out[NONCE_LEN..]).into())
+                    .expect("XChaCha20-Poly1305 accepts any message below 256 GiB");
+                out.extend_from_slice(&tag);
+                out
+            }
+            Sealer::Plain => {
+                let mut out = Vec::with_capacity(1 + body.len() + CHECKSUM_LEN);
+                out.push(flag);
+                out.extend_from_slice(body);
+                let sum = blake3::hash(&out);
+                out.extend_from_slice(&sum.as_bytes()[..CHECKSUM_LEN]);
+                out
+            }
+        }
+    }
+
+    /// Authenticate and decompress. `max_len` bounds the plaintext (a blob's raw length).
+    pub fn open(&self, sealed: &[u8], max_len: Option<usize>, what: &str) -> Result<Vec<u8>> {
+        let inner: Vec<u8> = match self {
+            Sealer::Encrypted(cipher) => {
+                if sealed.len() < NONCE_LEN + 1 + TAG_LEN {
+                    return Err(Error::corrupt(what, "shorter than nonce and tag"));
+                }
+                let nonce = XNonce::try_from(&sealed[..NONCE_LEN]).expect("length checked");
+                let tag_at = sealed.len() - TAG_LEN;
+                let mut buf = sealed[NONCE_LEN..tag_at].to_vec();
+                let tag = chacha20poly1305::Tag::try_from(&sealed[tag_at..]).expect("length checked");
+                cipher
+                    .decrypt_inout_detached(&nonce, &[], (&mut buf[..]).into(), &tag)
+                    .map_err(|_| Error::corrupt(what, "authentication failed (damaged, or sealed with another key)"))?;
+                buf
+            }
+            Sealer::Plain => {
+                if sealed.len() < 1 + CHECKSUM_LEN {
+                    return Err(Error::corrupt(what, "shorter than its checksum"));
+                }
+                let at = sealed.len() - CHECKSUM_LEN;
+                if blake3::hash(&sealed[..at]).as_bytes()[..CHECKSUM_LEN] != sealed[at..] {
+                    return Err(Error::corrupt(what, "checksum mismatch"));
+                }
+                sealed[..at].to_vec()
+            }
+        };
+        let body = &inner[1..];
+        match inner[0] {
+            COMP_NONE => Ok(body.to_vec()),
+            COMP_ZSTD => {
+                let out = match max_len {
+                    Some(n) => zstd::bulk::decompress(body, n),
+                    None => zstd::stream::decode_all(body),
+                };
+                out.map_err(|e| Error::corrupt(what, format!("zstd: {e}")))
+            }
+            other => Err(Error::corrupt(what, format!("unknown compression byte {other}"))),
+        }
+    }
+}
+
+/// Argon2id cost parameters stored in each key file.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KdfParams {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+impl Default for KdfParams {
+    fn default() -> Self {
+        KdfParams { memory_kib: 64 * 1024, iterations: 3, parallelism: 1 }
+    }
+}
+
+/// A key file (`keys/<id>`): the master key wrapped with a password-derived key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyFile {
+    pub version: u32,
+    pub created: String,
+    pub host: String,
+    pub kdf: String,
+    pub kdf_params: KdfParams,
+    /// Hex of the 32-byte Argon2id salt.
+    pub salt: String,
+    /// Hex of nonce (24) || XChaCha20-Poly1305(master key, 64 bytes) || tag (16).
+    pub master: String,
+}
+
+fn derive_wrap_key(password: &[u8], salt: &[u8], p: KdfParams) -> Result<[u8; 32]> {
+    let params = argon2::Params::new(p.memory_kib, p.iterations, p.parallelism, Some(32))
+        .map_err(|e| Error::InvalidInput(format!("invalid Argon2id parameters: {e}")))?;
+    let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let mut out = [0u8; 32];
+    a.hash_password_into(password, salt, &mut out)
+        .map_err(|e| Error::InvalidInput(format!("Argon2id failed: {e}")))?;
+    Ok(out)
+}
+
+impl KeyFile {
+    pub fn create(master: &MasterKey, password: &[u8], params: KdfParams, created: String, host: String) -> Result<KeyFile> {
+        let salt: [u8; 32] = random_array()?;
+        let nonce: [u8; NONCE_LEN] = random_array()?;
+        Self::create_with(master, password, params, created, host, salt, nonce)
+    }
+
+    /// Deterministic variant for test vectors.
+    pub fn create_with(
+        master: &MasterKey,
+        password: &[u8],
+        params: KdfParams,
+        created: String,
+        host: String,
+        salt: [u8; 32],
+        nonce: [u8; NONCE_LEN],
+    ) -> Result<KeyFile> {
+        let wrap = derive_wrap_key(password, &salt, params)?;
+        let sealed = Sealer::encrypted(&wrap).seal_with_nonce(&master.to_bytes(), None, &nonce);
+        Ok(KeyFile {
+            version: 1,
+            created,
+            host,
+            kdf: "argon2id".into(),
+            kdf_params: params,
+            salt: hex::encode(salt),
+            master: hex::encode(sealed),
+        })
+    }
+
+    /// `Ok(None)` when the password does not open this key file.
+    pub fn open(&self, password: &[u8]) -> Result<Option<MasterKey>> {
+        if self.kdf != "argon2id" {
+            return Err(Error::corrupt("key file", format!("unknown kdf {:?}", self.kdf)));
+        }
+        let salt = hex::decode(&self.salt).map_err(|_| Error::corrupt("key file", "salt is not hex"))?;
+        let sealed = hex::decode(&self.master).map_err(|_| Error::corrupt("key file", "master is not hex"))?;
+        let wrap = derive_wrap_key(password, &salt, self.kdf_params)?;
+        match Sealer::encrypted(&wrap).open(&sealed, Some(64), "key file") {
+            Ok(b) => MasterKey::from_bytes(&b).map(Some).ok_or_else(|| Error::corrupt("key file", "master key is not 64 bytes")),
+            Err(_) => Ok(None),
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! Index files (which blob lives where) and the in-memory index built from them.
+//! An in-memory entry is exactly 48 bytes: see `formats/` and the `index` bench.
+
+use crate::codec::{Reader, derive_magic, put_u8, put_u16, put_u32};
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::pack::{BlobKind, PackedBlob};
+
+pub const INDEX_VERSION: u16 = 1;
+
+pub fn index_magic() -> [u8; 8] {
+    derive_magic("sitevault index")
+}
+
+/// One pack as an index file lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexPack {
+    pub id: Id,
+    pub kind: BlobKind,
+    pub blobs: Vec<PackedBlob>,
+}
+
+/// The decoded content of one index file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IndexFile {
+    /// Index files this one replaces (written by compaction; readers ignore the listed ones).
+    pub supersedes: Vec<Id>,
+    pub packs: Vec<IndexPack>,
+}
+
+impl IndexFile {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(&index_magic());
+        put_u16(&mut out, INDEX_VERSION);
+        put_u16(&mut out, 0);
+        put_u32(&mut out, self.supersedes.len() as u32);
+        for s in &self.supersedes {
+            out.extend_from_slice(&s.0);
+        }
+        put_u32(&mut out, self.packs.len() as u32);
+        for p in &self.packs {
+            out.extend_from_slice(&p.id.0);
+            put_u8(&mut out, p.kind as u8);
+            put_u32(&mut out, p.blobs.len() as u32);
+            for b in &p.blobs {
+                out.extend_from_slice(&b.id.0);
+                put_u32(&mut out, b.offset);
+                put_u32(&mut out, b.stored_len);
+                put_u32(&mut out, b.raw_len);
+            }
+        }
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<IndexFile> {
+        let mut r = Reader::new(bytes, "index file");
+        if r.take(8)? != index_magic() {
+            return Err(r.error("bad magic"));
+        }
+        let version = r.u16()?;
+        if version != INDEX_VERSION {
+            return Err(r.error(format!("index version {version} is not supported; upgrade sitevault")));
+        }
+        r.u16()?;
+        let n = r.count(32)?;
+        let supersedes = (0..n).map(|_| r.id()).collect::<Result<Vec<_>>>()?;
+        let np = r.count(37)?;
+        let mut packs = Vec::with_capacity(np);
+        for _ in 0..np {
+            let id = r.id()?;
+            let kind = BlobKind::from_u8(r.u8()?).ok_or_else(|| r.error("unknown blob kind"))?;
+            let nb = r.count(44)?;
+            let mut blobs = Vec::with_capacity(nb);
+            for _ in 0..nb {
+                blobs.push(PackedBlob { id: r.id()?, offset: r.u32()?, stored_len: r.u32()?, raw_len: r.u32()? });
+            }
+            packs.push(IndexPack { id, kind, blobs });
+        }
+        if !r.is_empty() {
+            return Err(r.error("trailing bytes"));
+        }
+        Ok(IndexFile { supersedes, packs })
+    }
+}
+
+/// One blob's location, 48 bytes in memory. `pack` indexes [`Index::packs`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C)]
+pub struct IndexEntry {
+    pub id: Id,
+    pub pack: u32,
+    pub offset: u32,
+    pub stored_len: u32,
+    pub raw_len: u32,
+}
+
+const _: () = assert!(std::mem::size_of::<IndexEntry>() == 48);
+
+/// Where a blob can be read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobLocation {
+    pub pack: Id,
+    pub kind: BlobKind,
+    pub offset: u32,
+    pub stored_len: u32,
+    pub raw_len: u32,
+}
+
+/// All known blobs: entries sorted by id for binary search, no per-entry heap allocation.
+#[derive(Debug, Default, Clone)]
+pub struct Index {
+    packs: Vec<(Id, BlobKind)>,
+    entries: Vec<IndexEntry>,
+    sorted: bool,
+}
+
+impl Index {
+    pub fn new() -> Index {
+        Index { sorted: true, ..Default::default() }
+    }
+
+    /// Add a pack's blobs; call [`Index::finish`] before lookups.
+    pub fn add_pack(&mut self, pack: Id, kind: BlobKind, blobs: &[PackedBlob]) {
+        let pi = self.packs.len() as u32;
+        self.packs.push((pack, kind));
+        self.entries.extend(blobs.iter().map(|b| IndexEntry {
+            id: b.id,
+            pack: pi,
+            offset: b.offset,
+            stored_len: b.stored_len,
+            raw_len: b.raw_len,
+        }));
+        self.sorted = false;
+    }
+
+    /// Sort and drop duplicate blob entries (the same blob in two packs keeps the first seen).
+    pub fn finish(&mut self) {
+        if !self.sorted {
+            self.entries.sort_by(|a, b| a.id.cmp(&b.id));
+            self.entries.dedup_by(|a, b| a.id == b.id);
+            self.sorted = true;
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn contains(&self, id: &Id) -> bool {
+        self.find(id).is_some()
+    }
+
+    fn find(&self, id: &Id) -> Option<&IndexEntry> {
+        assert!(self.sorted, "Index::finish must run before lookups");
+        self.entries.binary_search_by(|e| e.id.cmp(id)).ok().map(|i| &self.entries[i])
+    }
+
+    pub fn get(&self, id: &Id) -> Option<BlobLocation> {
+        self.find(id).map(|e| {
+            let (pack, kind) = self.packs[e.pack as usize];
+            BlobLocation { pack, kind, offset: e.offset, stored_len: e.stored_len, raw_len: e.raw_len }
+        })
+    }
+
+    pub fn has_pack(&self, pack: &Id) -> bool {
+        self.packs.iter().any(|(p, _)| p == pack)
+    }
+
+    pub fn pack_ids(&self) -> impl Iterator<Item = &Id> {
+        self.packs.iter().map(|(p, _)| p)
+    }
+
+    /// Heap bytes per blob entry, for the spec's memory claim.
+    pub fn bytes_per_entry() -> usize {
+        std::mem::size_of::<IndexEntry>()
+    }
+}
+
+/// Reject index content that would make later reads go wrong.
+pub(crate) fn check_blob_kind(kind: BlobKind, want: BlobKind, id: &Id) -> Result<()> {
+    if kind == want {
+        Ok(())
+    } else {
+        Err(Error::corrupt(format!("blob {id}"), format!("indexed as {kind:?}, expected {want:?}")))
+    }
+}

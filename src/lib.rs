@@ -1,0 +1,28 @@
+//! sitevault: a deduplicating, encrypted, crash-safe vault of point-in-time archives.
+//!
+//! The byte formats are specified in `formats/`; this crate is their reference implementation.
+
+pub mod backup;
+pub mod chunker;
+pub(crate) mod codec;
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod id;
+pub mod index;
+pub mod pack;
+pub mod paths;
+pub mod restore;
+pub mod snapshot;
+pub mod store;
+pub mod tree;
+pub mod vault;
+pub mod walk;
+
+pub use backup::{BackupObserver, BackupOptions, BackupResult, Warning, backup};
+pub use error::{Error, ErrorKind, Result};
+pub use id::Id;
+pub use restore::{Destination, RestoreSummary, restore};
+pub use snapshot::{Snapshot, SnapshotFilter, Summary};
+pub use store::{Store, open_store};
+pub use vault::{InitOptions, Vault};

@@ -1,0 +1,93 @@
+//! Snapshot records (JSON) and how a user's reference picks one.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::paths::PathStyle;
+
+pub const SNAPSHOT_VERSION: u32 = 1;
+
+/// What one backup run did.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Summary {
+    pub files: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+    /// File bytes read from disk.
+    pub bytes_read: u64,
+    /// Bytes of new packs this run stored (after compression and encryption).
+    pub bytes_added: u64,
+    pub data_blobs_added: u64,
+    pub tree_blobs_added: u64,
+    /// Files that could not be read; they are missing from the snapshot.
+    pub files_unreadable: u64,
+    /// Files whose size or mtime changed while they were read.
+    pub files_changed: u64,
+    pub duration_secs: f64,
+}
+
+/// One point-in-time archive.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Snapshot {
+    pub format_version: u32,
+    pub program_version: String,
+    pub time: Timestamp,
+    pub host: String,
+    #[serde(default)]
+    pub label: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Original absolute paths as given to `backup`.
+    pub paths: Vec<String>,
+    pub path_style: PathStyle,
+    /// Root tree: its entries are the first components of the paths.
+    pub tree: Id,
+    /// False when files could not be read.
+    pub complete: bool,
+    #[serde(default)]
+    pub summary: Summary,
+}
+
+/// Filters shared by commands that pick snapshots.
+#[derive(Debug, Clone, Default)]
+pub struct SnapshotFilter {
+    pub label: Option<String>,
+    pub host: Option<String>,
+}
+
+impl SnapshotFilter {
+    pub fn matches(&self, s: &Snapshot) -> bool {
+        self.label.as_ref().is_none_or(|l| &s.label == l)
+            && self.host.as_ref().is_none_or(|h| s.host.eq_ignore_ascii_case(h))
+    }
+}
+
+/// Resolve `latest`, a full id or a unique prefix of at least 4 hex digits.
+/// `snaps` must be sorted by time, oldest first.
+pub fn select<'a>(snaps: &'a [(Id, Snapshot)], reference: &str, filter: &SnapshotFilter) -> Result<&'a (Id, Snapshot)> {
+    if reference == "latest" {
+        return snaps
+            .iter()
+            .rev()
+            .find(|(_, s)| filter.matches(s))
+            .ok_or_else(|| Error::SnapshotNotFound(reference.to_string()));
+    }
+    let r = reference.to_ascii_lowercase();
+    if r.len() < 4 || r.len() > 64 || !r.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::InvalidInput(format!(
+            "snapshot {reference:?}: give `latest`, a full id, or at least 4 hex digits of one"
+        )));
+    }
+    let hits: Vec<_> = snaps.iter().filter(|(id, _)| id.to_hex().starts_with(&r)).collect();
+    match hits.len() {
+        0 => Err(Error::SnapshotNotFound(reference.to_string())),
+        1 => Ok(hits[0]),
+        _ => Err(Error::AmbiguousSnapshot {
+            prefix: reference.to_string(),
+            matches: hits.iter().map(|(id, _)| id.short()).collect::<Vec<_>>().join(", "),
+        }),
+    }
+}

@@ -1,0 +1,129 @@
+//! The storage seam: a small synchronous trait the engine talks to, and its implementation over
+//! `object_store`. Async stays inside this module.
+
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::path::Path as ObjPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+
+use crate::error::{Error, Result};
+
+/// One listed object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Name relative to the vault root, with `/` separators.
+    pub name: String,
+    pub size: u64,
+}
+
+/// What the engine needs from a place that holds objects. Every `put` is atomic and create-only:
+/// readers never see a partial object.
+pub trait Store: Send + Sync {
+    /// Human-readable location for messages.
+    fn location(&self) -> &str;
+    /// `Ok(None)` when the object does not exist.
+    fn get(&self, name: &str) -> Result<Option<Bytes>>;
+    fn get_range(&self, name: &str, range: Range<u64>) -> Result<Bytes>;
+    /// Create `name`; an existing object with that name is left as it is and `Ok(false)` returned.
+    fn put(&self, name: &str, data: Bytes) -> Result<bool>;
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>>;
+    fn delete(&self, name: &str) -> Result<()>;
+}
+
+/// A [`Store`] over any `object_store` backend.
+pub struct ObjectStoreBackend {
+    inner: Arc<dyn ObjectStore>,
+    location: String,
+}
+
+impl ObjectStoreBackend {
+    /// A vault in a local folder; `create` makes the folder when missing (for `init`).
+    pub fn local(dir: &Path, create: bool) -> Result<ObjectStoreBackend> {
+        let location = dir.display().to_string();
+        if create {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        } else if !dir.is_dir() {
+            return Err(Error::NotAVault { location });
+        }
+        let fs = object_store::local::LocalFileSystem::new_with_prefix(dir)
+            .map_err(|e| Error::Store { object: location.clone(), detail: e.to_string() })?;
+        Ok(ObjectStoreBackend { inner: Arc::new(fs), location })
+    }
+
+    fn err(&self, name: &str, e: object_store::Error) -> Error {
+        Error::Store { object: format!("{}/{name}", self.location), detail: e.to_string() }
+    }
+}
+
+// Local-filesystem futures do their blocking I/O inline when no tokio runtime is entered, so a
+// plain executor suffices and each rayon worker does its own I/O. Cloud backends will bring a
+// runtime of their own here.
+fn run<F: std::future::Future>(f: F) -> F::Output {
+    futures::executor::block_on(f)
+}
+
+impl Store for ObjectStoreBackend {
+    fn location(&self) -> &str {
+        &self.location
+    }
+
+    fn get(&self, name: &str) -> Result<Option<Bytes>> {
+        let path = ObjPath::from(name);
+        run(async {
+            match self.inner.get(&path).await {
+                Ok(r) => r.bytes().await.map(Some),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+        .map_err(|e| self.err(name, e))
+    }
+
+    fn get_range(&self, name: &str, range: Range<u64>) -> Result<Bytes> {
+        let path = ObjPath::from(name);
+        run(self.inner.get_range(&path, range)).map_err(|e| self.err(name, e))
+    }
+
+    fn put(&self, name: &str, data: Bytes) -> Result<bool> {
+        let path = ObjPath::from(name);
+        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
+        match run(self.inner.put_opts(&path, PutPayload::from_bytes(data), opts)) {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(self.err(name, e)),
+        }
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        let path = ObjPath::from(prefix);
+        let metas: Vec<_> = run(self.inner.list(Some(&path)).try_collect()).map_err(|e| self.err(prefix, e))?;
+        let mut out: Vec<ObjectInfo> =
+            metas.into_iter().map(|m| ObjectInfo { name: m.location.to_string(), size: m.size }).collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    fn delete(&self, name: &str) -> Result<()> {
+        let path = ObjPath::from(name);
+        match run(self.inner.delete(&path)) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.err(name, e)),
+        }
+    }
+}
+
+/// Open the store a repository string names. Only folders for now; URLs come with the cloud issue.
+pub fn open_store(repo: &str, create: bool) -> Result<Arc<dyn Store>> {
+    if let Some((scheme, _)) = repo.split_once("://") {
+        if scheme.len() > 1 {
+            return Err(Error::InvalidInput(format!(
+                "repository {repo:?}: {scheme}:// vaults are not supported yet; give a folder path"
+            )));
+        }
+    }
+    Ok(Arc::new(ObjectStoreBackend::local(Path::new(repo), create)?))
+}

@@ -1,0 +1,352 @@
+//! An open vault: config, keys, and typed reads and writes of its objects over a [`Store`].
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use jiff::Timestamp;
+use rayon::prelude::*;
+
+use crate::chunker::{Chunker, ChunkerParams};
+use crate::config::{DEFAULT_COMPRESSION_LEVEL, DEFAULT_PACK_SIZE, Encryption, FORMAT_VERSION, VaultConfig};
+use crate::crypto::{KdfParams, KeyFile, MasterKey, Sealer, random_array};
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::index::{Index, IndexFile, IndexPack, check_blob_kind};
+use crate::pack::{self, BlobKind};
+use crate::snapshot::Snapshot;
+use crate::store::Store;
+use crate::tree::Tree;
+
+pub const CONFIG: &str = "config";
+pub const KEYS: &str = "keys";
+pub const DATA: &str = "data";
+pub const INDEX: &str = "index";
+pub const SNAPSHOTS: &str = "snapshots";
+
+/// Choices made once, at `init`.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    /// `None` makes a plaintext vault.
+    pub password: Option<Vec<u8>>,
+    pub kdf: KdfParams,
+    pub pack_size: u32,
+    pub compression_level: i32,
+    pub chunker: ChunkerParams,
+    pub host: String,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        InitOptions {
+            password: None,
+            kdf: KdfParams::default(),
+            pack_size: DEFAULT_PACK_SIZE,
+            compression_level: DEFAULT_COMPRESSION_LEVEL,
+            chunker: ChunkerParams::default(),
+            host: String::new(),
+        }
+    }
+}
+
+pub struct Vault {
+    store: Arc<dyn Store>,
+    config: VaultConfig,
+    sealer: Sealer,
+    chunk_id_key: [u8; 32],
+    chunker: Chunker,
+}
+
+pub fn pack_name(id: &Id) -> String {
+    let h = id.to_hex();
+    format!("{DATA}/{}/{h}", &h[..2])
+}
+
+fn object_name(prefix: &str, id: &Id) -> String {
+    format!("{prefix}/{}", id.to_hex())
+}
+
+/// The gear seed is derived from the chunk-id key so chunk sizes differ between vaults.
+fn gear_seed(chunk_id_key: &[u8; 32]) -> u64 {
+    let h = blake3::keyed_hash(chunk_id_key, b"sitevault gear seed");
+    u64::from_le_bytes(h.as_bytes()[..8].try_into().expect("8 bytes"))
+}
+
+impl Vault {
+    /// Create a vault. Key files are written before `config`, so a vault without `config`
+    /// is never mistaken for a usable one.
+    pub fn init(store: Arc<dyn Store>, opts: InitOptions) -> Result<Vault> {
+        let location = store.location().to_string();
+        if store.get(CONFIG)?.is_some() {
+            return Err(Error::AlreadyExists { location });
+        }
+        opts.chunker.validate()?;
+        if !(1..=22).contains(&opts.compression_level) {
+            return Err(Error::InvalidInput(format!("compression level {} is outside 1..=22", opts.compression_level)));
+        }
+        if opts.pack_size < 64 * 1024 || opts.pack_size > 1 << 30 {
+            return Err(Error::InvalidInput(format!("pack size {} is outside 64 KiB..1 GiB", opts.pack_size)));
+        }
+        let master = MasterKey::generate()?;
+        let now = Timestamp::now();
+        let encryption = match &opts.password {
+            Some(pw) => {
+                let kf = KeyFile::create(&master, pw, opts.kdf, now.to_string(), opts.host.clone())?;
+                let bytes = serde_json::to_vec_pretty(&kf).expect("key file serialises");
+                store.put(&object_name(KEYS, &Id::of_object(&bytes)), Bytes::from(bytes))?;
+                Encryption::Xchacha20poly1305
+            }
+            None => Encryption::None,
+        };
+        let config = VaultConfig {
+            sitevault_format: FORMAT_VERSION,
+            id: Id(random_array()?),
+            created: now,
+            encryption,
+            chunk_id_key: (encryption == Encryption::None).then(|| hex::encode(master.chunk_id)),
+            chunker: opts.chunker,
+            compression_level: opts.compression_level,
+            pack_size: opts.pack_size,
+        };
+        if !store.put(CONFIG, Bytes::from(config.encode()))? {
+            return Err(Error::AlreadyExists { location });
+        }
+        Self::from_parts(store, config, master)
+    }
+
+    fn from_parts(store: Arc<dyn Store>, config: VaultConfig, master: MasterKey) -> Result<Vault> {
+        let sealer = match config.encryption {
+            Encryption::Xchacha20poly1305 => Sealer::encrypted(&master.encryption),
+            Encryption::None => Sealer::Plain,
+        };
+        let chunker = Chunker::new(config.chunker.clone(), gear_seed(&master.chunk_id))?;
+        Ok(Vault { store, config, sealer, chunk_id_key: master.chunk_id, chunker })
+    }
+
+    /// Open an existing vault; `password` is needed when it is encrypted.
+    pub fn open(store: Arc<dyn Store>, password: Option<&[u8]>) -> Result<Vault> {
+        let location = store.location().to_string();
+        let bytes = store.get(CONFIG)?.ok_or_else(|| Error::NotAVault { location: location.clone() })?;
+        let config = VaultConfig::decode(&bytes, &location)?;
+        let master = match config.encryption {
+            Encryption::None => {
+                let key = config
+                    .chunk_id_key
+                    .as_deref()
+                    .and_then(|h| hex::decode(h).ok())
+                    .and_then(|v| <[u8; 32]>::try_from(v).ok())
+                    .ok_or_else(|| Error::corrupt("vault config", "plaintext vault without a 32-byte chunk_id_key"))?;
+                MasterKey { encryption: [0; 32], chunk_id: key }
+            }
+            Encryption::Xchacha20poly1305 => {
+                let pw = password.ok_or_else(|| Error::PasswordRequired { location: location.clone() })?;
+                Self::unlock(&*store, pw)?
+            }
+        };
+        Self::from_parts(store, config, master)
+    }
+
+    fn unlock(store: &dyn Store, password: &[u8]) -> Result<MasterKey> {
+        let keys = store.list(KEYS)?;
+        if keys.is_empty() {
+            return Err(Error::corrupt("vault", "encrypted vault has no key files"));
+        }
+        for k in &keys {
+            let Some(bytes) = store.get(&k.name)? else { continue };
+            let kf: KeyFile = serde_json::from_slice(&bytes)
+                .map_err(|e| Error::corrupt(format!("key file {}", k.name), e.to_string()))?;
+            if kf.version > 1 {
+                return Err(Error::UnsupportedVersion {
+                    location: store.location().to_string(),
+                    found: kf.version,
+                    supported: 1,
+                });
+            }
+            if let Some(m) = kf.open(password)? {
+                return Ok(m);
+            }
+        }
+        Err(Error::WrongPassword { location: store.location().to_string() })
+    }
+
+    pub fn store(&self) -> &dyn Store {
+        &*self.store
+    }
+    pub fn config(&self) -> &VaultConfig {
+        &self.config
+    }
+    pub fn chunker(&self) -> &Chunker {
+        &self.chunker
+    }
+    pub fn sealer(&self) -> &Sealer {
+        &self.sealer
+    }
+    pub fn location(&self) -> &str {
+        self.store.location()
+    }
+
+    pub fn blob_id(&self, data: &[u8]) -> Id {
+        Id::of_blob(&self.chunk_id_key, data)
+    }
+
+    /// Compress (at the vault's level) and seal one blob.
+    pub fn seal_blob(&self, data: &[u8]) -> Result<Vec<u8>> {
+        self.sealer.seal(data, Some(self.config.compression_level))
+    }
+
+    /// Seal and store a standalone object under `prefix/<id>`, id = BLAKE3 of the stored bytes.
+    pub fn save_object(&self, prefix: &str, plaintext: &[u8]) -> Result<Id> {
+        let sealed = self.sealer.seal(plaintext, Some(self.config.compression_level))?;
+        let id = Id::of_object(&sealed);
+        self.store.put(&object_name(prefix, &id), Bytes::from(sealed))?;
+        Ok(id)
+    }
+
+    /// Load a standalone object, checking that its bytes still hash to its name.
+    pub fn load_object(&self, prefix: &str, id: &Id) -> Result<Vec<u8>> {
+        let name = object_name(prefix, id);
+        let bytes = self.store.get(&name)?.ok_or_else(|| Error::corrupt(&name, "object is missing"))?;
+        if Id::of_object(&bytes) != *id {
+            return Err(Error::corrupt(&name, "content does not match its name (hash mismatch)"));
+        }
+        self.sealer.open(&bytes, None, &name)
+    }
+
+    pub fn save_pack(&self, id: &Id, bytes: Vec<u8>) -> Result<()> {
+        self.store.put(&pack_name(id), Bytes::from(bytes))?;
+        Ok(())
+    }
+
+    pub fn save_index(&self, file: &IndexFile) -> Result<Id> {
+        self.save_object(INDEX, &file.encode())
+    }
+
+    /// Read every index file into one in-memory index (in parallel; they are independent).
+    pub fn load_index(&self) -> Result<Index> {
+        let names = self.store.list(INDEX)?;
+        let files: Vec<(Id, IndexFile)> = names
+            .par_iter()
+            .map(|o| {
+                let id = id_from_name(&o.name)?;
+                Ok((id, IndexFile::decode(&self.load_object(INDEX, &id)?)?))
+            })
+            .collect::<Result<_>>()?;
+        let superseded: HashSet<Id> = files.iter().flat_map(|(_, f)| f.supersedes.iter().copied()).collect();
+        let mut index = Index::new();
+        for (id, f) in &files {
+            if superseded.contains(id) {
+                continue;
+            }
+            for p in &f.packs {
+                index.add_pack(p.id, p.kind, &p.blobs);
+            }
+        }
+        index.finish();
+        Ok(index)
+    }
+
+    /// Read a pack's own header (from its tail): used to index packs a killed backup left behind.
+    pub fn read_pack_header(&self, id: &Id, size: u64) -> Result<IndexPack> {
+        let name = pack_name(id);
+        let tail_len = size.min(64 * 1024);
+        let mut tail = self.store.get_range(&name, size - tail_len..size)?;
+        let hlen = pack::header_len_from_tail(&tail)? as u64;
+        if hlen + 4 > tail_len {
+            if hlen + 4 + pack::PACK_PREAMBLE_LEN as u64 > size {
+                return Err(Error::corrupt(&name, "header length exceeds the pack"));
+            }
+            tail = self.store.get_range(&name, size - hlen - 4..size)?;
+        }
+        let pre = self.store.get_range(&name, 0..pack::PACK_PREAMBLE_LEN as u64)?;
+        let kind = pack::parse_preamble(&pre)?;
+        let blobs = pack::parse_header(&self.sealer, &tail, size)?;
+        Ok(IndexPack { id: *id, kind, blobs })
+    }
+
+    /// Index packs that exist in storage but in no index file (left by an interrupted backup),
+    /// so their blobs are reused instead of uploaded again. Returns how many were adopted.
+    pub fn adopt_unindexed_packs(&self, index: &mut Index) -> Result<usize> {
+        let known: HashSet<Id> = index.pack_ids().copied().collect();
+        let orphans: Vec<(Id, u64)> = self
+            .store
+            .list(DATA)?
+            .into_iter()
+            .filter_map(|o| id_from_name(&o.name).ok().map(|id| (id, o.size)))
+            .filter(|(id, _)| !known.contains(id))
+            .collect();
+        if orphans.is_empty() {
+            return Ok(0);
+        }
+        // A pack whose header cannot be read is skipped here; `check` reports it.
+        let packs: Vec<IndexPack> =
+            orphans.par_iter().filter_map(|(id, size)| self.read_pack_header(id, *size).ok()).collect();
+        for p in &packs {
+            index.add_pack(p.id, p.kind, &p.blobs);
+        }
+        index.finish();
+        let n = packs.len();
+        if n > 0 {
+            self.save_index(&IndexFile { supersedes: vec![], packs })?;
+        }
+        Ok(n)
+    }
+
+    /// Fetch, authenticate, decompress and re-hash one blob.
+    pub fn read_blob(&self, index: &Index, id: &Id, kind: BlobKind) -> Result<Vec<u8>> {
+        let loc = index.get(id).ok_or_else(|| Error::corrupt(format!("blob {id}"), "not in any index"))?;
+        check_blob_kind(loc.kind, kind, id)?;
+        let name = pack_name(&loc.pack);
+        let start = loc.offset as u64;
+        let sealed = self.store.get_range(&name, start..start + loc.stored_len as u64)?;
+        self.open_blob(&sealed, id, loc.raw_len, &name)
+    }
+
+    /// Open a sealed blob already fetched, and check it is the blob `id` names.
+    pub fn open_blob(&self, sealed: &[u8], id: &Id, raw_len: u32, pack: &str) -> Result<Vec<u8>> {
+        let what = format!("blob {} in {pack}", id.short());
+        let data = self.sealer.open(sealed, Some(raw_len as usize), &what)?;
+        if data.len() != raw_len as usize || self.blob_id(&data) != *id {
+            return Err(Error::corrupt(what, "content does not match its id"));
+        }
+        Ok(data)
+    }
+
+    pub fn load_tree(&self, index: &Index, id: &Id) -> Result<Tree> {
+        Tree::decode(&self.read_blob(index, id, BlobKind::Tree)?)
+    }
+
+    pub fn save_snapshot(&self, s: &Snapshot) -> Result<Id> {
+        let json = serde_json::to_vec(s).expect("snapshot serialises");
+        self.save_object(SNAPSHOTS, &json)
+    }
+
+    pub fn load_snapshot(&self, id: &Id) -> Result<Snapshot> {
+        let bytes = self.load_object(SNAPSHOTS, id)?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| Error::corrupt(format!("snapshot {id}"), e.to_string()))?;
+        if v.get("format_version").and_then(|f| f.as_u64()).is_some_and(|f| f > FORMAT_VERSION as u64) {
+            return Err(Error::corrupt(format!("snapshot {id}"), "written by a newer format; upgrade sitevault"));
+        }
+        serde_json::from_value(v).map_err(|e| Error::corrupt(format!("snapshot {id}"), e.to_string()))
+    }
+
+    /// All snapshots, oldest first.
+    pub fn list_snapshots(&self) -> Result<Vec<(Id, Snapshot)>> {
+        let names = self.store.list(SNAPSHOTS)?;
+        let mut out: Vec<(Id, Snapshot)> = names
+            .par_iter()
+            .map(|o| {
+                let id = id_from_name(&o.name)?;
+                Ok((id, self.load_snapshot(&id)?))
+            })
+            .collect::<Result<_>>()?;
+        out.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+        Ok(out)
+    }
+}
+
+/// The id at the end of an object name like `index/<hex>` or `data/ab/<hex>`.
+fn id_from_name(name: &str) -> Result<Id> {
+    let last = name.rsplit('/').next().unwrap_or(name);
+    Id::from_hex(last).map_err(|_| Error::corrupt(format!("object {name}"), "name is not a 64-digit hex id"))
+}
