@@ -107,7 +107,7 @@ pub fn backup(vault: &Vault, opts: &BackupOptions, observer: &dyn BackupObserver
     let mut roots = Vec::new();
     for p in &opts.paths {
         let abs = paths::absolute(p)?;
-        std::fs::symlink_metadata(&abs).map_err(|e| Error::MissingPath { path: p.clone(), source: e })?;
+        std::fs::symlink_metadata(&abs).map_err(|e| Error::MissingPath { path: p.clone(), cause: e })?;
         roots.push(abs);
     }
     let mut index = vault.load_index()?;

@@ -39,7 +39,7 @@ impl MasterKey {
     }
 }
 
-pub(crate) fn random_array<const N: usize>() -> Result<[u8; N]> {
+pub fn random_array<const N: usize>() -> Result<[u8; N]> {
     let mut b = [0u8; N];
     getrandom::fill(&mut b)
         .map_err(|e| Error::InvalidInput(format!("the OS random generator failed: {e}")))?;

@@ -50,12 +50,12 @@ pub enum Error {
     AmbiguousSnapshot { prefix: String, matches: String },
     #[error("{0}")]
     InvalidInput(String),
-    #[error("backup path {path}: {source}; no snapshot was written")]
-    MissingPath { path: PathBuf, source: std::io::Error },
+    #[error("backup path {path} cannot be read: {cause}; no snapshot was written")]
+    MissingPath { path: PathBuf, cause: std::io::Error },
     #[error("{location} already holds a vault; refusing to overwrite it")]
     AlreadyExists { location: String },
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {cause}")]
+    Io { path: PathBuf, cause: std::io::Error },
     #[error("storage error on {object}: {detail}")]
     Store { object: String, detail: String },
 }
@@ -83,7 +83,7 @@ impl Error {
     }
 
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io { path: path.into(), cause: source }
     }
 }
 

@@ -1,3 +1,5 @@
-fn main() {
-    println!("Hello, world!");
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::run()
 }

@@ -86,12 +86,18 @@ impl PackWriter {
     }
 
     /// Append the sealed header and its length; returns the pack bytes, its id and its blobs.
-    pub fn finish(mut self, sealer: &Sealer) -> Result<(Vec<u8>, Id, Vec<PackedBlob>)> {
-        let header = sealer.seal(&encode_header(&self.blobs), None)?;
+    pub fn finish(self, sealer: &Sealer) -> Result<(Vec<u8>, Id, Vec<PackedBlob>)> {
+        let nonce = crate::crypto::random_array()?;
+        Ok(self.finish_with_nonce(sealer, &nonce))
+    }
+
+    /// Deterministic variant of [`PackWriter::finish`] for test vectors.
+    pub fn finish_with_nonce(mut self, sealer: &Sealer, nonce: &[u8; crate::crypto::NONCE_LEN]) -> (Vec<u8>, Id, Vec<PackedBlob>) {
+        let header = sealer.seal_with_nonce(&encode_header(&self.blobs), None, nonce);
         self.buf.extend_from_slice(&header);
         put_u32(&mut self.buf, header.len() as u32);
         let id = Id::of_object(&self.buf);
-        Ok((self.buf, id, self.blobs))
+        (self.buf, id, self.blobs)
     }
 }
 

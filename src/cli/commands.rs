@@ -1,0 +1,273 @@
+//! One function per command: resolve arguments and environment, call the library, render.
+
+use std::io::Write;
+
+use anyhow::{Context, Result, bail};
+use serde_json::json;
+use sitevault::backup::{BackupObserver, Warning};
+use sitevault::crypto::KdfParams;
+use sitevault::restore::list;
+use sitevault::tree::NodeKind;
+use sitevault::{BackupOptions, Destination, InitOptions, SnapshotFilter, Vault, snapshot};
+
+use super::args::*;
+use super::output;
+use super::{EXIT_ERROR, EXIT_INCOMPLETE, EXIT_OK};
+
+pub fn dispatch(cli: Cli) -> Result<u8> {
+    match cli.command {
+        Command::Init(a) => init(a),
+        Command::Backup(a) => backup(a),
+        Command::Snapshots(a) => snapshots(a),
+        Command::Ls(a) => ls(a),
+        Command::Restore(a) => restore(a),
+    }
+}
+
+/// The password from --password-file / SITEVAULT_PASSWORD_FILE, else SITEVAULT_PASSWORD.
+fn password(repo: &RepoArgs) -> Result<Option<Vec<u8>>> {
+    if let Some(f) = &repo.password_file {
+        let text = std::fs::read(f).with_context(|| format!("cannot read password file {}", f.display()))?;
+        let line = text.split(|&b| b == b'\n').next().unwrap_or_default();
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            bail!("password file {} is empty", f.display());
+        }
+        return Ok(Some(line.to_vec()));
+    }
+    Ok(std::env::var_os("SITEVAULT_PASSWORD").map(|p| p.into_encoded_bytes()).filter(|p| !p.is_empty()))
+}
+
+fn open(repo: &RepoArgs) -> Result<Vault> {
+    let store = sitevault::open_store(&repo.repo, false)?;
+    let pw = password(repo)?;
+    Ok(Vault::open(store, pw.as_deref())?)
+}
+
+fn hostname() -> String {
+    let from_file = ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .map(|s| s.trim().to_string());
+    from_file
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+fn init(a: InitArgs) -> Result<u8> {
+    let password = if a.insecure_no_encryption {
+        None
+    } else {
+        Some(password(&a.repo)?.context(
+            "init needs a password for the new vault: set SITEVAULT_PASSWORD or SITEVAULT_PASSWORD_FILE, or give --password-file (or --insecure-no-encryption)",
+        )?)
+    };
+    let pack_size = u32::try_from(a.pack_size).context("--pack-size must be at most 1GiB")?;
+    let store = sitevault::open_store(&a.repo.repo, true)?;
+    let opts = InitOptions {
+        password,
+        kdf: KdfParams { memory_kib: a.kdf_memory_kib, iterations: a.kdf_iterations, parallelism: 1 },
+        pack_size,
+        compression_level: a.compression_level,
+        host: hostname(),
+        ..InitOptions::default()
+    };
+    let vault = Vault::init(store, opts)?;
+    let enc = if a.insecure_no_encryption { "unencrypted" } else { "encrypted" };
+    println!("created {enc} vault {} at {}", vault.config().id.short(), vault.location());
+    Ok(EXIT_OK)
+}
+
+/// Prints warnings as they happen, so a long backup does not hide them until the end.
+struct StderrObserver;
+impl BackupObserver for StderrObserver {
+    fn warning(&self, w: &Warning) {
+        eprintln!("warning: {w}");
+    }
+}
+
+fn backup(a: BackupArgs) -> Result<u8> {
+    let time = match &a.time {
+        Some(t) => Some(t.parse().with_context(|| format!("--time {t:?} is not an RFC 3339 time like 2026-11-22T03:00:00Z"))?),
+        None => None,
+    };
+    let vault = open(&a.repo)?;
+    let opts = BackupOptions {
+        paths: a.paths.clone(),
+        host: a.host.clone().unwrap_or_else(hostname),
+        label: a.label.clone(),
+        tags: a.tags.clone(),
+        time,
+    };
+    let r = sitevault::backup(&vault, &opts, &StderrObserver)?;
+    let s = &r.snapshot.summary;
+    if a.json {
+        output::json(&json!({
+            "id": r.id.to_hex(),
+            "short_id": r.id.short(),
+            "time": r.snapshot.time.to_string(),
+            "host": r.snapshot.host,
+            "label": r.snapshot.label,
+            "tags": r.snapshot.tags,
+            "paths": r.snapshot.paths,
+            "complete": r.snapshot.complete,
+            "summary": s,
+            "warnings": r.warnings.iter().map(|w| w.to_string()).collect::<Vec<_>>(),
+        }));
+    } else {
+        let state = if r.snapshot.complete { "complete" } else { "INCOMPLETE" };
+        println!("snapshot {} saved ({state})", r.id.short());
+        println!("  files {}  dirs {}  symlinks {}", s.files, s.dirs, s.symlinks);
+        println!(
+            "  read {}, added {} to the vault ({} new chunks) in {:.2} s",
+            output::bytes(s.bytes_read),
+            output::bytes(s.bytes_added),
+            s.data_blobs_added,
+            s.duration_secs
+        );
+        if s.files_unreadable > 0 {
+            println!("  {} entries could not be read (named above)", s.files_unreadable);
+        }
+        if s.files_changed > 0 {
+            println!("  {} files changed while being read", s.files_changed);
+        }
+    }
+    Ok(if r.snapshot.complete { EXIT_OK } else { EXIT_INCOMPLETE })
+}
+
+fn filter(f: &FilterArgs) -> SnapshotFilter {
+    SnapshotFilter { label: f.label.clone(), host: f.host.clone() }
+}
+
+fn snapshots(a: SnapshotsArgs) -> Result<u8> {
+    let vault = open(&a.repo)?;
+    let f = filter(&a.filter);
+    let snaps: Vec<_> = vault.list_snapshots()?.into_iter().filter(|(_, s)| f.matches(s)).collect();
+    if a.json {
+        let arr: Vec<_> = snaps
+            .iter()
+            .map(|(id, s)| {
+                json!({
+                    "id": id.to_hex(),
+                    "short_id": id.short(),
+                    "time": s.time.to_string(),
+                    "host": s.host,
+                    "label": s.label,
+                    "tags": s.tags,
+                    "paths": s.paths,
+                    "complete": s.complete,
+                    "tree": s.tree.to_hex(),
+                    "program_version": s.program_version,
+                    "summary": s.summary,
+                })
+            })
+            .collect();
+        output::json(&serde_json::Value::Array(arr));
+        return Ok(EXIT_OK);
+    }
+    println!("{:<8}  {:<20}  {:<16}  {:<16}  {:<10}  {:<8}  paths", "id", "time (UTC)", "host", "label", "tags", "state");
+    for (id, s) in &snaps {
+        let time = s.time.strftime("%Y-%m-%d %H:%M:%S").to_string();
+        let state = if s.complete { "complete" } else { "partial" };
+        println!(
+            "{:<8}  {:<20}  {:<16}  {:<16}  {:<10}  {:<8}  {}",
+            id.short(),
+            time,
+            s.host,
+            s.label,
+            s.tags.join(","),
+            state,
+            s.paths.join(" ")
+        );
+    }
+    println!("{} snapshots", snaps.len());
+    Ok(EXIT_OK)
+}
+
+fn find(vault: &Vault, reference: &str, f: &FilterArgs) -> Result<(sitevault::Id, sitevault::Snapshot)> {
+    let snaps = vault.list_snapshots()?;
+    Ok(snapshot::select(&snaps, reference, &filter(f))?.clone())
+}
+
+fn ls(a: LsArgs) -> Result<u8> {
+    let vault = open(&a.repo)?;
+    let (_, snap) = find(&vault, &a.snapshot, &a.filter)?;
+    let index = vault.load_index()?;
+    let entries = list(&vault, &index, &snap)?;
+    if a.json {
+        let arr: Vec<_> = entries
+            .iter()
+            .map(|e| {
+                let path = snap.path_style.join(&e.comps());
+                let kind = match &e.node.kind {
+                    NodeKind::File { .. } => "file",
+                    NodeKind::Dir { .. } => "dir",
+                    NodeKind::Symlink { .. } => "symlink",
+                };
+                let mut v = json!({
+                    "path": String::from_utf8_lossy(&path),
+                    "type": kind,
+                    "size": e.node.size,
+                    "mtime_ns": e.node.mtime_ns,
+                });
+                if std::str::from_utf8(&path).is_err() {
+                    v["path_hex"] = json!(hex::encode(&path));
+                }
+                if let Some(u) = e.node.unix {
+                    v["mode"] = json!(u.mode);
+                }
+                v
+            })
+            .collect();
+        output::json(&serde_json::Value::Array(arr));
+        return Ok(EXIT_OK);
+    }
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    for e in &entries {
+        output::raw_line(&mut out, &snap.path_style.join(&e.comps()))?;
+    }
+    out.flush()?;
+    Ok(EXIT_OK)
+}
+
+fn restore(a: RestoreArgs) -> Result<u8> {
+    let vault = open(&a.repo)?;
+    let (id, snap) = find(&vault, &a.snapshot, &a.filter)?;
+    let index = vault.load_index()?;
+    let dest = match &a.target {
+        Some(t) => Destination::Target(t.clone()),
+        None => Destination::Original,
+    };
+    let r = sitevault::restore(&vault, &index, &snap, &dest)?;
+    for e in &r.errors {
+        eprintln!("error: {e}");
+    }
+    let where_ = match &a.target {
+        Some(t) => t.display().to_string(),
+        None => "original paths".into(),
+    };
+    if a.json {
+        output::json(&json!({
+            "snapshot": id.to_hex(),
+            "files": r.files, "dirs": r.dirs, "symlinks": r.symlinks,
+            "bytes_written": r.bytes_written, "errors": r.errors,
+        }));
+    } else {
+        println!(
+            "restored snapshot {} to {where_}: {} files, {} dirs, {} symlinks, {}",
+            id.short(),
+            r.files,
+            r.dirs,
+            r.symlinks,
+            output::bytes(r.bytes_written)
+        );
+    }
+    if !r.errors.is_empty() {
+        eprintln!("error: {} entries could not be restored", r.errors.len());
+        return Ok(EXIT_ERROR);
+    }
+    Ok(EXIT_OK)
+}

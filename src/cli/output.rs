@@ -1,0 +1,28 @@
+//! Human and JSON rendering.
+
+use std::io::Write;
+
+pub fn one_line(e: &anyhow::Error) -> String {
+    format!("{e:#}").replace('\n', " ")
+}
+
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
+}
+
+/// Write raw path bytes (names need not be UTF-8) followed by a newline.
+pub fn raw_line(out: &mut impl Write, b: &[u8]) -> std::io::Result<()> {
+    out.write_all(b)?;
+    out.write_all(b"\n")
+}
+
+pub fn json(v: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(v).expect("JSON value serialises"));
+}

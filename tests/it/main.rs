@@ -1,0 +1,3 @@
+//! One integration-test binary (faster to link than one per file). Each module owns one area.
+
+mod common;
