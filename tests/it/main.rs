@@ -1,3 +1,9 @@
 //! One integration-test binary (faster to link than one per file). Each module owns one area.
 
+mod cli_contract;
 mod common;
+mod crash;
+mod dedup;
+mod errors;
+mod roundtrip;
+mod vectors;
