@@ -12,6 +12,7 @@ use std::time::Instant;
 use jiff::Timestamp;
 use rayon::prelude::*;
 
+use crate::chunker::{Chunker, Policy};
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::index::{Index, IndexFile, IndexPack};
@@ -48,9 +49,21 @@ pub enum Warning {
 impl std::fmt::Display for Warning {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Warning::Unreadable { path, error } => write!(f, "cannot read {}: {error}; it is not in the snapshot", path.display()),
-            Warning::Changed { path } => write!(f, "{} changed while it was being read; the archived copy may be inconsistent", path.display()),
-            Warning::Skipped { path, kind } => write!(f, "skipped {} ({kind}): only files, directories and symlinks are archived", path.display()),
+            Warning::Unreadable { path, error } => write!(
+                f,
+                "cannot read {}: {error}; it is not in the snapshot",
+                path.display()
+            ),
+            Warning::Changed { path } => write!(
+                f,
+                "{} changed while it was being read; the archived copy may be inconsistent",
+                path.display()
+            ),
+            Warning::Skipped { path, kind } => write!(
+                f,
+                "skipped {} ({kind}): only files, directories and symlinks are archived",
+                path.display()
+            ),
         }
     }
 }
@@ -97,7 +110,11 @@ struct Session<'a> {
 }
 
 /// Back up `opts.paths` into one snapshot.
-pub fn backup(vault: &Vault, opts: &BackupOptions, observer: &dyn BackupObserver) -> Result<BackupResult> {
+pub fn backup(
+    vault: &Vault,
+    opts: &BackupOptions,
+    observer: &dyn BackupObserver,
+) -> Result<BackupResult> {
     let started = Instant::now();
     let time = opts.time.unwrap_or_else(Timestamp::now);
     if opts.paths.is_empty() {
@@ -107,7 +124,10 @@ pub fn backup(vault: &Vault, opts: &BackupOptions, observer: &dyn BackupObserver
     let mut roots = Vec::new();
     for p in &opts.paths {
         let abs = paths::absolute(p)?;
-        std::fs::symlink_metadata(&abs).map_err(|e| Error::MissingPath { path: p.clone(), cause: e })?;
+        std::fs::symlink_metadata(&abs).map_err(|e| Error::MissingPath {
+            path: p.clone(),
+            cause: e,
+        })?;
         roots.push(abs);
     }
     let mut index = vault.load_index()?;
@@ -135,7 +155,10 @@ pub fn backup(vault: &Vault, opts: &BackupOptions, observer: &dyn BackupObserver
 
     // Ordering: every pack, then the index naming them, then the snapshot.
     for lock in [&s.data_pack, &s.tree_pack] {
-        let w = std::mem::replace(&mut *lock.lock().expect("pack lock"), PackWriter::new(BlobKind::Data));
+        let w = std::mem::replace(
+            &mut *lock.lock().expect("pack lock"),
+            PackWriter::new(BlobKind::Data),
+        );
         if !w.is_empty() {
             s.store_pack(w)?;
         }
@@ -143,8 +166,14 @@ pub fn backup(vault: &Vault, opts: &BackupOptions, observer: &dyn BackupObserver
     s.flush_index()?;
 
     let warnings = s.warnings.into_inner().expect("warnings lock");
-    let unreadable = warnings.iter().filter(|w| matches!(w, Warning::Unreadable { .. })).count() as u64;
-    let changed = warnings.iter().filter(|w| matches!(w, Warning::Changed { .. })).count() as u64;
+    let unreadable = warnings
+        .iter()
+        .filter(|w| matches!(w, Warning::Unreadable { .. }))
+        .count() as u64;
+    let changed = warnings
+        .iter()
+        .filter(|w| matches!(w, Warning::Changed { .. }))
+        .count() as u64;
     let summary = Summary {
         files: s.n.files.load(Ordering::Relaxed),
         dirs: s.n.dirs.load(Ordering::Relaxed),
@@ -164,14 +193,21 @@ pub fn backup(vault: &Vault, opts: &BackupOptions, observer: &dyn BackupObserver
         host: opts.host.clone(),
         label: opts.label.clone(),
         tags: opts.tags.clone(),
-        paths: roots.iter().map(|r| r.to_string_lossy().into_owned()).collect(),
+        paths: roots
+            .iter()
+            .map(|r| r.to_string_lossy().into_owned())
+            .collect(),
         path_style: style,
         tree,
         complete: unreadable == 0,
         summary,
     };
     let id = vault.save_snapshot(&snapshot)?;
-    Ok(BackupResult { id, snapshot, warnings })
+    Ok(BackupResult {
+        id,
+        snapshot,
+        warnings,
+    })
 }
 
 /// The paths given to `backup`, merged into one tree of their components.
@@ -195,14 +231,22 @@ impl VDir {
             self.children.push((Vec::new(), VNode::Given(path)));
             return;
         };
-        if self.children.iter().any(|(n, v)| n.is_empty() && matches!(v, VNode::Given(_))) {
+        if self
+            .children
+            .iter()
+            .any(|(n, v)| n.is_empty() && matches!(v, VNode::Given(_)))
+        {
             return;
         }
-        let pos = self.children.iter().position(|(n, _)| style.same_name(n, first));
+        let pos = self
+            .children
+            .iter()
+            .position(|(n, _)| style.same_name(n, first));
         let i = match pos {
             Some(i) => i,
             None => {
-                self.children.push((first.clone(), VNode::Parent(VDir::default())));
+                self.children
+                    .push((first.clone(), VNode::Parent(VDir::default())));
                 self.children.len() - 1
             }
         };
@@ -254,7 +298,9 @@ impl Session<'_> {
     fn store_pack(&self, w: PackWriter) -> Result<()> {
         let kind = w.kind();
         let (bytes, id, blobs) = w.finish(self.vault.sealer())?;
-        self.n.bytes_added.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        self.n
+            .bytes_added
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
         self.vault.save_pack(&id, bytes)?;
         let ready = {
             let mut u = self.unindexed.lock().expect("index lock");
@@ -267,7 +313,10 @@ impl Session<'_> {
     fn flush_index(&self) -> Result<()> {
         let packs = std::mem::take(&mut *self.unindexed.lock().expect("index lock"));
         if !packs.is_empty() {
-            self.vault.save_index(&IndexFile { supersedes: vec![], packs })?;
+            self.vault.save_index(&IndexFile {
+                supersedes: vec![],
+                packs,
+            })?;
         }
         Ok(())
     }
@@ -301,7 +350,8 @@ impl Session<'_> {
                     let meta = std::fs::metadata(&path).ok();
                     let subtree = self.add_blob(BlobKind::Tree, &sub.encode())?;
                     self.n.dirs.fetch_add(1, Ordering::Relaxed);
-                    let mut node = base_node(name.clone(), NodeKind::Dir { subtree }, meta.as_ref());
+                    let mut node =
+                        base_node(name.clone(), NodeKind::Dir { subtree }, meta.as_ref());
                     node.size = 0;
                     Ok(Some(node))
                 }
@@ -317,7 +367,10 @@ impl Session<'_> {
         let meta = match std::fs::symlink_metadata(path) {
             Ok(m) => m,
             Err(e) => {
-                self.warn(Warning::Unreadable { path: path.to_path_buf(), error: e.to_string() });
+                self.warn(Warning::Unreadable {
+                    path: path.to_path_buf(),
+                    error: e.to_string(),
+                });
                 return Ok(None);
             }
         };
@@ -325,7 +378,9 @@ impl Session<'_> {
         if ft.is_file() {
             self.archive_file(path, name, &meta)
         } else if ft.is_dir() {
-            let Some(tree) = self.read_dir_tree(path)? else { return Ok(None) };
+            let Some(tree) = self.read_dir_tree(path)? else {
+                return Ok(None);
+            };
             let subtree = self.add_blob(BlobKind::Tree, &tree.encode())?;
             self.n.dirs.fetch_add(1, Ordering::Relaxed);
             let mut node = base_node(name, NodeKind::Dir { subtree }, Some(&meta));
@@ -341,35 +396,55 @@ impl Session<'_> {
                     Ok(Some(node))
                 }
                 Err(e) => {
-                    self.warn(Warning::Unreadable { path: path.to_path_buf(), error: e.to_string() });
+                    self.warn(Warning::Unreadable {
+                        path: path.to_path_buf(),
+                        error: e.to_string(),
+                    });
                     Ok(None)
                 }
             }
         } else {
-            self.warn(Warning::Skipped { path: path.to_path_buf(), kind: special_kind(&meta) });
+            self.warn(Warning::Skipped {
+                path: path.to_path_buf(),
+                kind: special_kind(&meta),
+            });
             Ok(None)
         }
     }
 
     /// The tree of a directory's entries, or `None` when it cannot be listed.
     fn read_dir_tree(&self, path: &Path) -> Result<Option<Tree>> {
-        let listing = std::fs::read_dir(path).and_then(|rd| rd.collect::<std::io::Result<Vec<_>>>());
+        let listing =
+            std::fs::read_dir(path).and_then(|rd| rd.collect::<std::io::Result<Vec<_>>>());
         let mut entries: Vec<(Vec<u8>, PathBuf)> = match listing {
-            Ok(v) => v.into_iter().map(|e| (e.file_name().as_encoded_bytes().to_vec(), e.path())).collect(),
+            Ok(v) => v
+                .into_iter()
+                .map(|e| (e.file_name().as_encoded_bytes().to_vec(), e.path()))
+                .collect(),
             Err(e) => {
-                self.warn(Warning::Unreadable { path: path.to_path_buf(), error: e.to_string() });
+                self.warn(Warning::Unreadable {
+                    path: path.to_path_buf(),
+                    error: e.to_string(),
+                });
                 return Ok(None);
             }
         };
         entries.sort();
-        let nodes: Vec<Option<Node>> =
-            entries.into_par_iter().map(|(name, p)| self.archive_entry(&p, name)).collect::<Result<_>>()?;
-        Ok(Some(Tree { nodes: nodes.into_iter().flatten().collect() }))
+        let nodes: Vec<Option<Node>> = entries
+            .into_par_iter()
+            .map(|(name, p)| self.archive_entry(&p, name))
+            .collect::<Result<_>>()?;
+        Ok(Some(Tree {
+            nodes: nodes.into_iter().flatten().collect(),
+        }))
     }
 
     fn archive_file(&self, path: &Path, name: Vec<u8>, meta: &Metadata) -> Result<Option<Node>> {
         let unreadable = |e: std::io::Error| {
-            self.warn(Warning::Unreadable { path: path.to_path_buf(), error: e.to_string() });
+            self.warn(Warning::Unreadable {
+                path: path.to_path_buf(),
+                error: e.to_string(),
+            });
             Ok(None)
         };
         let file = match File::open(path) {
@@ -386,8 +461,12 @@ impl Session<'_> {
         self.n.files.fetch_add(1, Ordering::Relaxed);
         self.n.bytes_read.fetch_add(size, Ordering::Relaxed);
         let after = std::fs::symlink_metadata(path).ok();
-        if after.is_none_or(|a| a.len() != meta.len() || a.modified().ok() != meta.modified().ok()) || size != meta.len() {
-            self.warn(Warning::Changed { path: path.to_path_buf() });
+        if after.is_none_or(|a| a.len() != meta.len() || a.modified().ok() != meta.modified().ok())
+            || size != meta.len()
+        {
+            self.warn(Warning::Changed {
+                path: path.to_path_buf(),
+            });
         }
         self.observer.file_done(path, size);
         let mut node = base_node(name, NodeKind::File { chunks: ids }, Some(meta));
@@ -396,42 +475,57 @@ impl Session<'_> {
     }
 
     /// Read `file` to the end, cutting chunks and storing new ones. Returns ids and bytes read.
-    fn chunk_file(&self, mut file: File, policy: crate::chunker::Policy) -> Result<(Vec<Id>, u64), ChunkError> {
-        let chunker = self.vault.chunker();
-        let window = chunker.max_chunk();
-        let mut buf: Vec<u8> = Vec::new();
+    fn chunk_file(&self, file: File, policy: Policy) -> Result<(Vec<Id>, u64), ChunkError> {
         let mut ids = Vec::new();
-        let mut total = 0u64;
-        let mut eof = false;
-        while !eof || !buf.is_empty() {
-            // Keep at least one maximum chunk buffered so cut points never depend on read sizes.
-            while !eof && buf.len() < 2 * window {
-                let start = buf.len();
-                buf.resize(2 * window, 0);
-                match file.read(&mut buf[start..]) {
-                    Ok(0) => {
-                        buf.truncate(start);
-                        eof = true;
-                    }
-                    Ok(n) => buf.truncate(start + n),
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => buf.truncate(start),
-                    Err(e) => return Err(ChunkError::Io(e)),
-                }
-            }
-            let mut pos = 0;
-            while pos < buf.len() && (eof || buf.len() - pos >= window) {
-                let n = chunker.next_chunk_len(policy, &buf[pos..], eof);
-                ids.push(self.add_blob(BlobKind::Data, &buf[pos..pos + n]).map_err(ChunkError::Vault)?);
-                pos += n;
-                total += n as u64;
-            }
-            buf.drain(..pos);
-        }
+        let total = chunk_stream(self.vault.chunker(), policy, file, |chunk| {
+            ids.push(self.add_blob(BlobKind::Data, chunk)?);
+            Ok(())
+        })?;
         Ok((ids, total))
     }
 }
 
-enum ChunkError {
+/// Cut everything `reader` yields into chunks, calling `f` on each in order; returns the byte
+/// count. At least one maximum chunk stays buffered until EOF, so the cut points equal those
+/// of [`Chunker::chunk_lengths`] on the whole content however the reads are sized.
+pub(crate) fn chunk_stream<R: Read>(
+    chunker: &Chunker,
+    policy: Policy,
+    mut reader: R,
+    mut f: impl FnMut(&[u8]) -> Result<()>,
+) -> Result<u64, ChunkError> {
+    let window = chunker.max_chunk();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut total = 0u64;
+    let mut eof = false;
+    while !eof || !buf.is_empty() {
+        while !eof && buf.len() < 2 * window {
+            let start = buf.len();
+            buf.resize(2 * window, 0);
+            match reader.read(&mut buf[start..]) {
+                Ok(0) => {
+                    buf.truncate(start);
+                    eof = true;
+                }
+                Ok(n) => buf.truncate(start + n),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => buf.truncate(start),
+                Err(e) => return Err(ChunkError::Io(e)),
+            }
+        }
+        let mut pos = 0;
+        while pos < buf.len() && (eof || buf.len() - pos >= window) {
+            let n = chunker.next_chunk_len(policy, &buf[pos..], eof);
+            f(&buf[pos..pos + n]).map_err(ChunkError::Vault)?;
+            pos += n;
+            total += n as u64;
+        }
+        buf.drain(..pos);
+    }
+    Ok(total)
+}
+
+#[derive(Debug)]
+pub(crate) enum ChunkError {
     Io(std::io::Error),
     Vault(Error),
 }
@@ -474,11 +568,21 @@ fn base_node(name: Vec<u8>, kind: NodeKind, meta: Option<&Metadata>) -> Node {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
-        n.mtime_ns = m.mtime().saturating_mul(1_000_000_000).saturating_add(m.mtime_nsec());
-        n.ctime_ns = m.ctime().saturating_mul(1_000_000_000).saturating_add(m.ctime_nsec());
+        n.mtime_ns = m
+            .mtime()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(m.mtime_nsec());
+        n.ctime_ns = m
+            .ctime()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(m.ctime_nsec());
         n.inode = m.ino();
         n.device = m.dev();
-        n.unix = Some(UnixMeta { mode: m.mode(), uid: m.uid(), gid: m.gid() });
+        n.unix = Some(UnixMeta {
+            mode: m.mode(),
+            uid: m.uid(),
+            gid: m.gid(),
+        });
     }
     #[cfg(windows)]
     {
@@ -489,4 +593,59 @@ fn base_node(name: Vec<u8>, kind: NodeKind, meta: Option<&Metadata>) -> Node {
         n.win_attrs = Some(m.file_attributes());
     }
     n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chunker::ChunkerParams;
+    use proptest::prelude::*;
+
+    /// Yields the data in reads of the given sizes, cycling, to mimic short reads.
+    struct Jagged<'a> {
+        data: &'a [u8],
+        sizes: Vec<usize>,
+        i: usize,
+    }
+    impl Read for Jagged<'_> {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            let want = self.sizes[self.i % self.sizes.len()].max(1);
+            self.i += 1;
+            let n = want.min(out.len()).min(self.data.len());
+            out[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    fn small() -> Chunker {
+        let p = ChunkerParams {
+            cdc_min: 256,
+            cdc_avg: 1024,
+            cdc_max: 4096,
+            fixed_size: 512,
+            ..Default::default()
+        };
+        Chunker::new(p, 7).unwrap()
+    }
+
+    proptest! {
+        #[test]
+        fn streamed_cuts_equal_in_memory_cuts(
+            data in proptest::collection::vec(any::<u8>(), 0..40_000),
+            zeros in 0usize..20_000,
+            sizes in proptest::collection::vec(1usize..9000, 1..8),
+            fixed in any::<bool>(),
+        ) {
+            let mut data = data;
+            let mid = data.len() / 2;
+            data.splice(mid..mid, std::iter::repeat_n(0u8, zeros));
+            let c = small();
+            let policy = if fixed { Policy::Fixed(512) } else { Policy::ContentDefined };
+            let mut got = Vec::new();
+            let total = chunk_stream(&c, policy, Jagged { data: &data, sizes, i: 0 }, |ch| { got.push(ch.len()); Ok(()) }).unwrap();
+            prop_assert_eq!(total as usize, data.len());
+            prop_assert_eq!(got, c.chunk_lengths(policy, &data));
+        }
+    }
 }

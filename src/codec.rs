@@ -36,9 +36,16 @@ impl<'a> Reader<'a> {
         Reader { buf, pos: 0, what }
     }
     pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len()).ok_or_else(|| {
-            Error::corrupt(self.what, format!("truncated at byte {} (wanted {n} more)", self.pos))
-        })?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.buf.len())
+            .ok_or_else(|| {
+                Error::corrupt(
+                    self.what,
+                    format!("truncated at byte {} (wanted {n} more)", self.pos),
+                )
+            })?;
         let s = &self.buf[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -75,7 +82,10 @@ impl<'a> Reader<'a> {
     pub(crate) fn count(&mut self, min_each: usize) -> Result<usize> {
         let n = self.u32()? as usize;
         if n.saturating_mul(min_each.max(1)) > self.remaining() {
-            return Err(self.error(format!("count {n} exceeds the remaining {} bytes", self.remaining())));
+            return Err(self.error(format!(
+                "count {n} exceeds the remaining {} bytes",
+                self.remaining()
+            )));
         }
         Ok(n)
     }

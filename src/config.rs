@@ -48,12 +48,14 @@ impl VaultConfig {
     /// Parse, checking the version before the rest so a newer vault gets an upgrade message
     /// rather than a parse error.
     pub fn decode(bytes: &[u8], location: &str) -> Result<VaultConfig> {
-        let v: serde_json::Value =
-            serde_json::from_slice(bytes).map_err(|e| Error::corrupt("vault config", e.to_string()))?;
+        let v: serde_json::Value = serde_json::from_slice(bytes)
+            .map_err(|e| Error::corrupt("vault config", e.to_string()))?;
         let found = v
             .get("sitevault_format")
             .and_then(|f| f.as_u64())
-            .ok_or_else(|| Error::NotAVault { location: location.to_string() })?;
+            .ok_or_else(|| Error::NotAVault {
+                location: location.to_string(),
+            })?;
         if found > FORMAT_VERSION as u64 {
             return Err(Error::UnsupportedVersion {
                 location: location.to_string(),
@@ -61,10 +63,17 @@ impl VaultConfig {
                 supported: FORMAT_VERSION,
             });
         }
-        let c: VaultConfig = serde_json::from_value(v).map_err(|e| Error::corrupt("vault config", e.to_string()))?;
+        let c: VaultConfig =
+            serde_json::from_value(v).map_err(|e| Error::corrupt("vault config", e.to_string()))?;
         c.chunker.validate()?;
-        if !(1..=22).contains(&c.compression_level) || c.pack_size < 64 * 1024 || c.pack_size > 1 << 30 {
-            return Err(Error::corrupt("vault config", "compression level or pack size out of range"));
+        if !(1..=22).contains(&c.compression_level)
+            || c.pack_size < 64 * 1024
+            || c.pack_size > 1 << 30
+        {
+            return Err(Error::corrupt(
+                "vault config",
+                "compression level or pack size out of range",
+            ));
         }
         Ok(c)
     }

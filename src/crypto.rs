@@ -23,7 +23,10 @@ pub struct MasterKey {
 
 impl MasterKey {
     pub fn generate() -> Result<MasterKey> {
-        Ok(MasterKey { encryption: random_array()?, chunk_id: random_array()? })
+        Ok(MasterKey {
+            encryption: random_array()?,
+            chunk_id: random_array()?,
+        })
     }
     fn to_bytes(&self) -> [u8; 64] {
         let mut b = [0u8; 64];
@@ -35,7 +38,10 @@ impl MasterKey {
         if b.len() != 64 {
             return None;
         }
-        Some(MasterKey { encryption: b[..32].try_into().ok()?, chunk_id: b[32..].try_into().ok()? })
+        Some(MasterKey {
+            encryption: b[..32].try_into().ok()?,
+            chunk_id: b[32..].try_into().ok()?,
+        })
     }
 }
 
@@ -78,8 +84,15 @@ impl Sealer {
     }
 
     /// Deterministic sealing for test vectors; production code calls [`Sealer::seal`].
-    pub fn seal_with_nonce(&self, data: &[u8], level: Option<i32>, nonce: &[u8; NONCE_LEN]) -> Vec<u8> {
-        let compressed = level.and_then(|l| zstd::bulk::compress(data, l).ok()).filter(|c| c.len() < data.len());
+    pub fn seal_with_nonce(
+        &self,
+        data: &[u8],
+        level: Option<i32>,
+        nonce: &[u8; NONCE_LEN],
+    ) -> Vec<u8> {
+        let compressed = level
+            .and_then(|l| zstd::bulk::compress(data, l).ok())
+            .filter(|c| c.len() < data.len());
         let (flag, body) = match &compressed {
             Some(c) => (COMP_ZSTD, c.as_slice()),
             None => (COMP_NONE, data),
@@ -91,7 +104,11 @@ impl Sealer {
                 out.push(flag);
                 out.extend_from_slice(body);
                 let tag = cipher
-                    .encrypt_inout_detached(&XNonce::from(*nonce), &[], (&mut out[NONCE_LEN..]).into())
+                    .encrypt_inout_detached(
+                        &XNonce::from(*nonce),
+                        &[],
+                        (&mut out[NONCE_LEN..]).into(),
+                    )
                     .expect("XChaCha20-Poly1305 accepts any message below 256 GiB");
                 out.extend_from_slice(&tag);
                 out
@@ -117,10 +134,16 @@ impl Sealer {
                 let nonce = XNonce::try_from(&sealed[..NONCE_LEN]).expect("length checked");
                 let tag_at = sealed.len() - TAG_LEN;
                 let mut buf = sealed[NONCE_LEN..tag_at].to_vec();
-                let tag = chacha20poly1305::Tag::try_from(&sealed[tag_at..]).expect("length checked");
+                let tag =
+                    chacha20poly1305::Tag::try_from(&sealed[tag_at..]).expect("length checked");
                 cipher
                     .decrypt_inout_detached(&nonce, &[], (&mut buf[..]).into(), &tag)
-                    .map_err(|_| Error::corrupt(what, "authentication failed (damaged, or sealed with another key)"))?;
+                    .map_err(|_| {
+                        Error::corrupt(
+                            what,
+                            "authentication failed (damaged, or sealed with another key)",
+                        )
+                    })?;
                 buf
             }
             Sealer::Plain => {
@@ -144,7 +167,10 @@ impl Sealer {
                 };
                 out.map_err(|e| Error::corrupt(what, format!("zstd: {e}")))
             }
-            other => Err(Error::corrupt(what, format!("unknown compression byte {other}"))),
+            other => Err(Error::corrupt(
+                what,
+                format!("unknown compression byte {other}"),
+            )),
         }
     }
 }
@@ -159,7 +185,11 @@ pub struct KdfParams {
 
 impl Default for KdfParams {
     fn default() -> Self {
-        KdfParams { memory_kib: 64 * 1024, iterations: 3, parallelism: 1 }
+        KdfParams {
+            memory_kib: 64 * 1024,
+            iterations: 3,
+            parallelism: 1,
+        }
     }
 }
 
@@ -188,7 +218,13 @@ fn derive_wrap_key(password: &[u8], salt: &[u8], p: KdfParams) -> Result<[u8; 32
 }
 
 impl KeyFile {
-    pub fn create(master: &MasterKey, password: &[u8], params: KdfParams, created: String, host: String) -> Result<KeyFile> {
+    pub fn create(
+        master: &MasterKey,
+        password: &[u8],
+        params: KdfParams,
+        created: String,
+        host: String,
+    ) -> Result<KeyFile> {
         let salt: [u8; 32] = random_array()?;
         let nonce: [u8; NONCE_LEN] = random_array()?;
         Self::create_with(master, password, params, created, host, salt, nonce)
@@ -220,14 +256,66 @@ impl KeyFile {
     /// `Ok(None)` when the password does not open this key file.
     pub fn open(&self, password: &[u8]) -> Result<Option<MasterKey>> {
         if self.kdf != "argon2id" {
-            return Err(Error::corrupt("key file", format!("unknown kdf {:?}", self.kdf)));
+            return Err(Error::corrupt(
+                "key file",
+                format!("unknown kdf {:?}", self.kdf),
+            ));
         }
-        let salt = hex::decode(&self.salt).map_err(|_| Error::corrupt("key file", "salt is not hex"))?;
-        let sealed = hex::decode(&self.master).map_err(|_| Error::corrupt("key file", "master is not hex"))?;
+        let salt =
+            hex::decode(&self.salt).map_err(|_| Error::corrupt("key file", "salt is not hex"))?;
+        let sealed = hex::decode(&self.master)
+            .map_err(|_| Error::corrupt("key file", "master is not hex"))?;
         let wrap = derive_wrap_key(password, &salt, self.kdf_params)?;
         match Sealer::encrypted(&wrap).open(&sealed, Some(64), "key file") {
-            Ok(b) => MasterKey::from_bytes(&b).map(Some).ok_or_else(|| Error::corrupt("key file", "master key is not 64 bytes")),
+            Ok(b) => MasterKey::from_bytes(&b)
+                .map(Some)
+                .ok_or_else(|| Error::corrupt("key file", "master key is not 64 bytes")),
             Err(_) => Ok(None),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn seal_open_round_trip(data in proptest::collection::vec(any::<u8>(), 0..2000), zeros in 0usize..3000, enc in any::<bool>(), flip in any::<prop::sample::Index>()) {
+            let mut data = data;
+            data.extend(std::iter::repeat_n(0u8, zeros));
+            let s = if enc { Sealer::encrypted(&[9; 32]) } else { Sealer::Plain };
+            let sealed = s.seal(&data, Some(3)).unwrap();
+            prop_assert!(sealed.len() <= data.len() + s.overhead());
+            prop_assert_eq!(&s.open(&sealed, Some(data.len()), "t").unwrap(), &data);
+            let mut bad = sealed.clone();
+            let i = flip.index(bad.len());
+            bad[i] ^= 0x40;
+            prop_assert!(s.open(&bad, Some(data.len()), "t").is_err());
+        }
+    }
+
+    #[test]
+    fn key_file_opens_only_with_its_password() {
+        let m = MasterKey::generate().unwrap();
+        let p = KdfParams {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        };
+        let kf = KeyFile::create(&m, b"right", p, "t".into(), "h".into()).unwrap();
+        let got = kf.open(b"right").unwrap().unwrap();
+        assert_eq!((got.encryption, got.chunk_id), (m.encryption, m.chunk_id));
+        assert!(kf.open(b"wrong").unwrap().is_none());
+    }
+
+    #[test]
+    fn incompressible_data_is_stored_raw() {
+        let mut data = vec![0u8; 4096];
+        blake3::Hasher::new().finalize_xof().fill(&mut data);
+        let sealed = Sealer::Plain.seal(&data, Some(3)).unwrap();
+        assert_eq!(sealed[0], 0, "compression byte");
+        assert_eq!(sealed.len(), 1 + data.len() + CHECKSUM_LEN);
     }
 }

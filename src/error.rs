@@ -34,13 +34,23 @@ pub enum ErrorKind {
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{location} is not a sitevault vault (no config object); run `sitevault init --repo {location}` to create one")]
+    #[error(
+        "{location} is not a sitevault vault (no config object); run `sitevault init --repo {location}` to create one"
+    )]
     NotAVault { location: String },
-    #[error("vault {location} uses format version {found}, newer than the {supported} this sitevault supports; upgrade sitevault to read it")]
-    UnsupportedVersion { location: String, found: u32, supported: u32 },
+    #[error(
+        "vault {location} uses format version {found}, newer than the {supported} this sitevault supports; upgrade sitevault to read it"
+    )]
+    UnsupportedVersion {
+        location: String,
+        found: u32,
+        supported: u32,
+    },
     #[error("wrong password for vault {location}: no key file could be opened with it")]
     WrongPassword { location: String },
-    #[error("vault {location} is encrypted: give the password with SITEVAULT_PASSWORD, --password-file or SITEVAULT_PASSWORD_FILE")]
+    #[error(
+        "vault {location} is encrypted: give the password with SITEVAULT_PASSWORD, --password-file or SITEVAULT_PASSWORD_FILE"
+    )]
     PasswordRequired { location: String },
     #[error("corrupt {what}: {detail}; run `sitevault check` to find the damage")]
     Corrupt { what: String, detail: String },
@@ -51,11 +61,17 @@ pub enum Error {
     #[error("{0}")]
     InvalidInput(String),
     #[error("backup path {path} cannot be read: {cause}; no snapshot was written")]
-    MissingPath { path: PathBuf, cause: std::io::Error },
+    MissingPath {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
     #[error("{location} already holds a vault; refusing to overwrite it")]
     AlreadyExists { location: String },
     #[error("{path}: {cause}")]
-    Io { path: PathBuf, cause: std::io::Error },
+    Io {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
     #[error("storage error on {object}: {detail}")]
     Store { object: String, detail: String },
 }
@@ -79,11 +95,17 @@ impl Error {
     }
 
     pub(crate) fn corrupt(what: impl Into<String>, detail: impl Into<String>) -> Self {
-        Error::Corrupt { what: what.into(), detail: detail.into() }
+        Error::Corrupt {
+            what: what.into(),
+            detail: detail.into(),
+        }
     }
 
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), cause: source }
+        Error::Io {
+            path: path.into(),
+            cause: source,
+        }
     }
 }
 

@@ -60,7 +60,9 @@ impl IndexFile {
         }
         let version = r.u16()?;
         if version != INDEX_VERSION {
-            return Err(r.error(format!("index version {version} is not supported; upgrade sitevault")));
+            return Err(r.error(format!(
+                "index version {version} is not supported; upgrade sitevault"
+            )));
         }
         r.u16()?;
         let n = r.count(32)?;
@@ -73,7 +75,12 @@ impl IndexFile {
             let nb = r.count(44)?;
             let mut blobs = Vec::with_capacity(nb);
             for _ in 0..nb {
-                blobs.push(PackedBlob { id: r.id()?, offset: r.u32()?, stored_len: r.u32()?, raw_len: r.u32()? });
+                blobs.push(PackedBlob {
+                    id: r.id()?,
+                    offset: r.u32()?,
+                    stored_len: r.u32()?,
+                    raw_len: r.u32()?,
+                });
             }
             packs.push(IndexPack { id, kind, blobs });
         }
@@ -117,7 +124,10 @@ pub struct Index {
 
 impl Index {
     pub fn new() -> Index {
-        Index { sorted: true, ..Default::default() }
+        Index {
+            sorted: true,
+            ..Default::default()
+        }
     }
 
     /// Add a pack's blobs; call [`Index::finish`] before lookups.
@@ -157,13 +167,22 @@ impl Index {
 
     fn find(&self, id: &Id) -> Option<&IndexEntry> {
         assert!(self.sorted, "Index::finish must run before lookups");
-        self.entries.binary_search_by(|e| e.id.cmp(id)).ok().map(|i| &self.entries[i])
+        self.entries
+            .binary_search_by(|e| e.id.cmp(id))
+            .ok()
+            .map(|i| &self.entries[i])
     }
 
     pub fn get(&self, id: &Id) -> Option<BlobLocation> {
         self.find(id).map(|e| {
             let (pack, kind) = self.packs[e.pack as usize];
-            BlobLocation { pack, kind, offset: e.offset, stored_len: e.stored_len, raw_len: e.raw_len }
+            BlobLocation {
+                pack,
+                kind,
+                offset: e.offset,
+                stored_len: e.stored_len,
+                raw_len: e.raw_len,
+            }
         })
     }
 
@@ -186,6 +205,67 @@ pub(crate) fn check_blob_kind(kind: BlobKind, want: BlobKind, id: &Id) -> Result
     if kind == want {
         Ok(())
     } else {
-        Err(Error::corrupt(format!("blob {id}"), format!("indexed as {kind:?}, expected {want:?}")))
+        Err(Error::corrupt(
+            format!("blob {id}"),
+            format!("indexed as {kind:?}, expected {want:?}"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn arb_pack() -> impl Strategy<Value = IndexPack> {
+        (
+            any::<[u8; 32]>(),
+            any::<bool>(),
+            proptest::collection::vec(
+                (any::<[u8; 32]>(), any::<u32>(), any::<u32>(), any::<u32>()),
+                0..10,
+            ),
+        )
+            .prop_map(|(id, tree, blobs)| IndexPack {
+                id: Id(id),
+                kind: if tree { BlobKind::Tree } else { BlobKind::Data },
+                blobs: blobs
+                    .into_iter()
+                    .map(|(b, offset, stored_len, raw_len)| PackedBlob {
+                        id: Id(b),
+                        offset,
+                        stored_len,
+                        raw_len,
+                    })
+                    .collect(),
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn index_file_round_trips(packs in proptest::collection::vec(arb_pack(), 0..6), sup in proptest::collection::vec(any::<[u8; 32]>(), 0..3)) {
+            let f = IndexFile { supersedes: sup.into_iter().map(Id).collect(), packs };
+            prop_assert_eq!(IndexFile::decode(&f.encode()).unwrap(), f);
+        }
+
+        #[test]
+        fn every_indexed_blob_is_found(packs in proptest::collection::vec(arb_pack(), 1..6)) {
+            let mut idx = Index::new();
+            for p in &packs { idx.add_pack(p.id, p.kind, &p.blobs); }
+            idx.finish();
+            for p in &packs {
+                for b in &p.blobs {
+                    let loc = idx.get(&b.id).unwrap();
+                    // A blob listed twice resolves to one of its places.
+                    prop_assert!(packs.iter().any(|q| q.id == loc.pack && q.blobs.iter().any(|x| x.id == b.id && x.offset == loc.offset)));
+                }
+            }
+            prop_assert!(!idx.contains(&Id([0xAB; 32])) || packs.iter().any(|p| p.blobs.iter().any(|b| b.id == Id([0xAB; 32]))));
+        }
+    }
+
+    #[test]
+    fn entry_is_48_bytes() {
+        assert_eq!(Index::bytes_per_entry(), 48);
     }
 }

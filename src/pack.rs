@@ -56,7 +56,11 @@ impl PackWriter {
         put_u16(&mut buf, PACK_VERSION);
         put_u8(&mut buf, kind as u8);
         put_u8(&mut buf, 0);
-        PackWriter { kind, buf, blobs: Vec::new() }
+        PackWriter {
+            kind,
+            buf,
+            blobs: Vec::new(),
+        }
     }
 
     pub fn kind(&self) -> BlobKind {
@@ -92,7 +96,11 @@ impl PackWriter {
     }
 
     /// Deterministic variant of [`PackWriter::finish`] for test vectors.
-    pub fn finish_with_nonce(mut self, sealer: &Sealer, nonce: &[u8; crate::crypto::NONCE_LEN]) -> (Vec<u8>, Id, Vec<PackedBlob>) {
+    pub fn finish_with_nonce(
+        mut self,
+        sealer: &Sealer,
+        nonce: &[u8; crate::crypto::NONCE_LEN],
+    ) -> (Vec<u8>, Id, Vec<PackedBlob>) {
         let header = sealer.seal_with_nonce(&encode_header(&self.blobs), None, nonce);
         self.buf.extend_from_slice(&header);
         put_u32(&mut self.buf, header.len() as u32);
@@ -120,7 +128,10 @@ pub fn parse_preamble(bytes: &[u8]) -> Result<BlobKind> {
     }
     let v = r.u16()?;
     if v != PACK_VERSION {
-        return Err(Error::corrupt("pack", format!("unsupported pack version {v}")));
+        return Err(Error::corrupt(
+            "pack",
+            format!("unsupported pack version {v}"),
+        ));
     }
     BlobKind::from_u8(r.u8()?).ok_or_else(|| Error::corrupt("pack", "unknown blob kind"))
 }
@@ -130,7 +141,10 @@ pub fn parse_preamble(bytes: &[u8]) -> Result<BlobKind> {
 pub fn parse_header(sealer: &Sealer, tail: &[u8], pack_len: u64) -> Result<Vec<PackedBlob>> {
     let hlen = header_len_from_tail(tail)? as usize;
     if tail.len() < hlen + 4 {
-        return Err(Error::corrupt("pack header", "tail shorter than the header length it names"));
+        return Err(Error::corrupt(
+            "pack header",
+            "tail shorter than the header length it names",
+        ));
     }
     let sealed = &tail[tail.len() - 4 - hlen..tail.len() - 4];
     let plain = sealer.open(sealed, None, "pack header")?;
@@ -142,11 +156,19 @@ pub fn parse_header(sealer: &Sealer, tail: &[u8], pack_len: u64) -> Result<Vec<P
         let id = r.id()?;
         let stored_len = r.u32()?;
         let raw_len = r.u32()?;
-        out.push(PackedBlob { id, offset: offset as u32, stored_len, raw_len });
+        out.push(PackedBlob {
+            id,
+            offset: offset as u32,
+            stored_len,
+            raw_len,
+        });
         offset += stored_len as u64;
     }
     if offset + hlen as u64 + 4 != pack_len {
-        return Err(Error::corrupt("pack", "blob lengths and header do not add up to the pack size"));
+        return Err(Error::corrupt(
+            "pack",
+            "blob lengths and header do not add up to the pack size",
+        ));
     }
     Ok(out)
 }
@@ -154,7 +176,47 @@ pub fn parse_header(sealer: &Sealer, tail: &[u8], pack_len: u64) -> Result<Vec<P
 /// The sealed header's length, from the last four bytes of the pack.
 pub fn header_len_from_tail(tail: &[u8]) -> Result<u32> {
     if tail.len() < 4 {
-        return Err(Error::corrupt("pack", "shorter than its header length field"));
+        return Err(Error::corrupt(
+            "pack",
+            "shorter than its header length field",
+        ));
     }
-    Ok(u32::from_le_bytes(tail[tail.len() - 4..].try_into().expect("4 bytes")))
+    Ok(u32::from_le_bytes(
+        tail[tail.len() - 4..].try_into().expect("4 bytes"),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn pack_header_round_trips(blobs in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..8), enc in any::<bool>()) {
+            let sealer = if enc { Sealer::encrypted(&[5; 32]) } else { Sealer::Plain };
+            let mut w = PackWriter::new(BlobKind::Tree);
+            for b in &blobs {
+                let sealed = sealer.seal(b, Some(3)).unwrap();
+                w.add(Id::of_object(b), &sealed, b.len());
+            }
+            let (bytes, id, written) = w.finish(&sealer).unwrap();
+            prop_assert_eq!(id, Id::of_object(&bytes));
+            prop_assert_eq!(parse_preamble(&bytes).unwrap(), BlobKind::Tree);
+            let parsed = parse_header(&sealer, &bytes, bytes.len() as u64).unwrap();
+            prop_assert_eq!(&parsed, &written);
+            for (p, b) in parsed.iter().zip(&blobs) {
+                let s = &bytes[p.offset as usize..(p.offset + p.stored_len) as usize];
+                prop_assert_eq!(&sealer.open(s, Some(p.raw_len as usize), "blob").unwrap(), b);
+            }
+        }
+    }
+
+    #[test]
+    fn header_from_another_key_is_rejected() {
+        let mut w = PackWriter::new(BlobKind::Data);
+        w.add(Id::default(), b"xyz", 3);
+        let (bytes, _, _) = w.finish(&Sealer::encrypted(&[1; 32])).unwrap();
+        assert!(parse_header(&Sealer::encrypted(&[2; 32]), &bytes, bytes.len() as u64).is_err());
+    }
 }

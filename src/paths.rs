@@ -21,7 +21,11 @@ pub enum PathStyle {
 impl PathStyle {
     /// The style of paths on the running platform.
     pub fn native() -> PathStyle {
-        if cfg!(windows) { PathStyle::Windows } else { PathStyle::Unix }
+        if cfg!(windows) {
+            PathStyle::Windows
+        } else {
+            PathStyle::Unix
+        }
     }
 
     /// Whether two names are the same entry under this style's rules.
@@ -89,7 +93,10 @@ pub fn components(path: &Path) -> Result<Vec<Vec<u8>>> {
             Component::Prefix(p) => out.push(prefix_name(p.kind())),
             Component::RootDir | Component::CurDir => {}
             Component::ParentDir => {
-                return Err(Error::InvalidInput(format!("{}: path is not normalised", path.display())));
+                return Err(Error::InvalidInput(format!(
+                    "{}: path is not normalised",
+                    path.display()
+                )));
             }
             Component::Normal(n) => out.push(n.as_encoded_bytes().to_vec()),
         }
@@ -121,12 +128,14 @@ pub fn local_name(name: &[u8]) -> Result<OsString> {
     }
     #[cfg(not(unix))]
     {
-        String::from_utf8(name.to_vec()).map(OsString::from).map_err(|_| {
-            Error::InvalidInput(format!(
-                "name {:?} is not valid UTF-8 and cannot be created on this platform",
-                String::from_utf8_lossy(name)
-            ))
-        })
+        String::from_utf8(name.to_vec())
+            .map(OsString::from)
+            .map_err(|_| {
+                Error::InvalidInput(format!(
+                    "name {:?} is not valid UTF-8 and cannot be created on this platform",
+                    String::from_utf8_lossy(name)
+                ))
+            })
     }
 }
 

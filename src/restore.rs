@@ -38,7 +38,12 @@ pub struct RestoreSummary {
     pub errors: Vec<String>,
 }
 
-pub fn restore(vault: &Vault, index: &Index, snapshot: &Snapshot, dest: &Destination) -> Result<RestoreSummary> {
+pub fn restore(
+    vault: &Vault,
+    index: &Index,
+    snapshot: &Snapshot,
+    dest: &Destination,
+) -> Result<RestoreSummary> {
     let entries = walk::entries(vault, index, &snapshot.tree)?;
     let mut planned = Vec::with_capacity(entries.len());
     for e in entries {
@@ -53,7 +58,12 @@ pub fn restore(vault: &Vault, index: &Index, snapshot: &Snapshot, dest: &Destina
     }
 
     let errors = Mutex::new(Vec::new());
-    let fail = |path: &Path, e: &dyn std::fmt::Display| errors.lock().expect("errors lock").push(format!("{}: {e}", path.display()));
+    let fail = |path: &Path, e: &dyn std::fmt::Display| {
+        errors
+            .lock()
+            .expect("errors lock")
+            .push(format!("{}: {e}", path.display()))
+    };
     let files = AtomicU64::new(0);
     let bytes = AtomicU64::new(0);
     let mut summary = RestoreSummary::default();
@@ -80,7 +90,10 @@ pub fn restore(vault: &Vault, index: &Index, snapshot: &Snapshot, dest: &Destina
         }
         NodeKind::Dir { .. } => {}
     });
-    summary.symlinks = planned.iter().filter(|(_, e)| matches!(e.node.kind, NodeKind::Symlink { .. })).count() as u64;
+    summary.symlinks = planned
+        .iter()
+        .filter(|(_, e)| matches!(e.node.kind, NodeKind::Symlink { .. }))
+        .count() as u64;
     // Directory metadata last, deepest first: writing inside a directory changes its mtime.
     for (path, e) in planned.iter().rev().filter(|(_, e)| e.node.is_dir()) {
         if let Err(err) = apply_metadata(path, &e.node, false) {
@@ -93,9 +106,18 @@ pub fn restore(vault: &Vault, index: &Index, snapshot: &Snapshot, dest: &Destina
     Ok(summary)
 }
 
-fn restore_file(vault: &Vault, index: &Index, path: &Path, node: &Node, chunks: &[crate::id::Id]) -> Result<u64> {
+fn restore_file(
+    vault: &Vault,
+    index: &Index,
+    path: &Path,
+    node: &Node,
+    chunks: &[crate::id::Id],
+) -> Result<u64> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".sitevault-{}.tmp", hex::encode(random_array::<8>()?)));
+    let tmp = dir.join(format!(
+        ".sitevault-{}.tmp",
+        hex::encode(random_array::<8>()?)
+    ));
     let result = (|| -> Result<u64> {
         let mut f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
         f.set_len(node.size).map_err(|e| Error::io(&tmp, e))?;
@@ -108,7 +130,10 @@ fn restore_file(vault: &Vault, index: &Index, path: &Path, node: &Node, chunks: 
         if written != node.size {
             return Err(Error::corrupt(
                 format!("file {}", path.display()),
-                format!("chunks hold {written} bytes but the tree records {}", node.size),
+                format!(
+                    "chunks hold {written} bytes but the tree records {}",
+                    node.size
+                ),
             ));
         }
         f.sync_all().map_err(|e| Error::io(&tmp, e))?;
@@ -126,7 +151,9 @@ fn restore_file(vault: &Vault, index: &Index, path: &Path, node: &Node, chunks: 
 fn restore_symlink(path: &Path, target: &[u8], node: &Node) -> Result<()> {
     if let Ok(m) = fs::symlink_metadata(path) {
         if m.is_dir() {
-            return Err(Error::InvalidInput("a directory is in the way of the symlink".into()));
+            return Err(Error::InvalidInput(
+                "a directory is in the way of the symlink".into(),
+            ));
         }
         fs::remove_file(path).map_err(|e| Error::io(path, e))?;
     }
@@ -145,13 +172,18 @@ fn apply_metadata(path: &Path, node: &Node, is_link: bool) -> Result<()> {
         use std::os::unix::fs::PermissionsExt;
         let _ = std::os::unix::fs::lchown(path, Some(u.uid), Some(u.gid));
         if !is_link {
-            fs::set_permissions(path, fs::Permissions::from_mode(u.mode & 0o7777)).map_err(|e| Error::io(path, e))?;
+            fs::set_permissions(path, fs::Permissions::from_mode(u.mode & 0o7777))
+                .map_err(|e| Error::io(path, e))?;
         }
     }
     let secs = node.mtime_ns.div_euclid(1_000_000_000);
     let nanos = node.mtime_ns.rem_euclid(1_000_000_000) as u32;
     let t = filetime::FileTime::from_unix_time(secs, nanos);
-    let r = if is_link { filetime::set_symlink_file_times(path, t, t) } else { filetime::set_file_mtime(path, t) };
+    let r = if is_link {
+        filetime::set_symlink_file_times(path, t, t)
+    } else {
+        filetime::set_file_mtime(path, t)
+    };
     r.map_err(|e| Error::io(path, e))
 }
 

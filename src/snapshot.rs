@@ -61,13 +61,20 @@ pub struct SnapshotFilter {
 impl SnapshotFilter {
     pub fn matches(&self, s: &Snapshot) -> bool {
         self.label.as_ref().is_none_or(|l| &s.label == l)
-            && self.host.as_ref().is_none_or(|h| s.host.eq_ignore_ascii_case(h))
+            && self
+                .host
+                .as_ref()
+                .is_none_or(|h| s.host.eq_ignore_ascii_case(h))
     }
 }
 
 /// Resolve `latest`, a full id or a unique prefix of at least 4 hex digits.
 /// `snaps` must be sorted by time, oldest first.
-pub fn select<'a>(snaps: &'a [(Id, Snapshot)], reference: &str, filter: &SnapshotFilter) -> Result<&'a (Id, Snapshot)> {
+pub fn select<'a>(
+    snaps: &'a [(Id, Snapshot)],
+    reference: &str,
+    filter: &SnapshotFilter,
+) -> Result<&'a (Id, Snapshot)> {
     if reference == "latest" {
         return snaps
             .iter()
@@ -81,13 +88,20 @@ pub fn select<'a>(snaps: &'a [(Id, Snapshot)], reference: &str, filter: &Snapsho
             "snapshot {reference:?}: give `latest`, a full id, or at least 4 hex digits of one"
         )));
     }
-    let hits: Vec<_> = snaps.iter().filter(|(id, _)| id.to_hex().starts_with(&r)).collect();
+    let hits: Vec<_> = snaps
+        .iter()
+        .filter(|(id, _)| id.to_hex().starts_with(&r))
+        .collect();
     match hits.len() {
         0 => Err(Error::SnapshotNotFound(reference.to_string())),
         1 => Ok(hits[0]),
         _ => Err(Error::AmbiguousSnapshot {
             prefix: reference.to_string(),
-            matches: hits.iter().map(|(id, _)| id.short()).collect::<Vec<_>>().join(", "),
+            matches: hits
+                .iter()
+                .map(|(id, _)| id.short())
+                .collect::<Vec<_>>()
+                .join(", "),
         }),
     }
 }

@@ -49,13 +49,23 @@ impl ObjectStoreBackend {
         } else if !dir.is_dir() {
             return Err(Error::NotAVault { location });
         }
-        let fs = object_store::local::LocalFileSystem::new_with_prefix(dir)
-            .map_err(|e| Error::Store { object: location.clone(), detail: e.to_string() })?;
-        Ok(ObjectStoreBackend { inner: Arc::new(fs), location })
+        let fs = object_store::local::LocalFileSystem::new_with_prefix(dir).map_err(|e| {
+            Error::Store {
+                object: location.clone(),
+                detail: e.to_string(),
+            }
+        })?;
+        Ok(ObjectStoreBackend {
+            inner: Arc::new(fs),
+            location,
+        })
     }
 
     fn err(&self, name: &str, e: object_store::Error) -> Error {
-        Error::Store { object: format!("{}/{name}", self.location), detail: e.to_string() }
+        Error::Store {
+            object: format!("{}/{name}", self.location),
+            detail: e.to_string(),
+        }
     }
 }
 
@@ -90,8 +100,14 @@ impl Store for ObjectStoreBackend {
 
     fn put(&self, name: &str, data: Bytes) -> Result<bool> {
         let path = ObjPath::from(name);
-        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
-        match run(self.inner.put_opts(&path, PutPayload::from_bytes(data), opts)) {
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match run(self
+            .inner
+            .put_opts(&path, PutPayload::from_bytes(data), opts))
+        {
             Ok(_) => Ok(true),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
             Err(e) => Err(self.err(name, e)),
@@ -100,9 +116,15 @@ impl Store for ObjectStoreBackend {
 
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
         let path = ObjPath::from(prefix);
-        let metas: Vec<_> = run(self.inner.list(Some(&path)).try_collect()).map_err(|e| self.err(prefix, e))?;
-        let mut out: Vec<ObjectInfo> =
-            metas.into_iter().map(|m| ObjectInfo { name: m.location.to_string(), size: m.size }).collect();
+        let metas: Vec<_> =
+            run(self.inner.list(Some(&path)).try_collect()).map_err(|e| self.err(prefix, e))?;
+        let mut out: Vec<ObjectInfo> = metas
+            .into_iter()
+            .map(|m| ObjectInfo {
+                name: m.location.to_string(),
+                size: m.size,
+            })
+            .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
     }
@@ -125,5 +147,8 @@ pub fn open_store(repo: &str, create: bool) -> Result<Arc<dyn Store>> {
             )));
         }
     }
-    Ok(Arc::new(ObjectStoreBackend::local(Path::new(repo), create)?))
+    Ok(Arc::new(ObjectStoreBackend::local(
+        Path::new(repo),
+        create,
+    )?))
 }

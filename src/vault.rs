@@ -8,7 +8,9 @@ use jiff::Timestamp;
 use rayon::prelude::*;
 
 use crate::chunker::{Chunker, ChunkerParams};
-use crate::config::{DEFAULT_COMPRESSION_LEVEL, DEFAULT_PACK_SIZE, Encryption, FORMAT_VERSION, VaultConfig};
+use crate::config::{
+    DEFAULT_COMPRESSION_LEVEL, DEFAULT_PACK_SIZE, Encryption, FORMAT_VERSION, VaultConfig,
+};
 use crate::crypto::{KdfParams, KeyFile, MasterKey, Sealer, random_array};
 use crate::error::{Error, Result};
 use crate::id::Id;
@@ -82,18 +84,28 @@ impl Vault {
         }
         opts.chunker.validate()?;
         if !(1..=22).contains(&opts.compression_level) {
-            return Err(Error::InvalidInput(format!("compression level {} is outside 1..=22", opts.compression_level)));
+            return Err(Error::InvalidInput(format!(
+                "compression level {} is outside 1..=22",
+                opts.compression_level
+            )));
         }
         if opts.pack_size < 64 * 1024 || opts.pack_size > 1 << 30 {
-            return Err(Error::InvalidInput(format!("pack size {} is outside 64 KiB..1 GiB", opts.pack_size)));
+            return Err(Error::InvalidInput(format!(
+                "pack size {} is outside 64 KiB..1 GiB",
+                opts.pack_size
+            )));
         }
         let master = MasterKey::generate()?;
         let now = Timestamp::now();
         let encryption = match &opts.password {
             Some(pw) => {
-                let kf = KeyFile::create(&master, pw, opts.kdf, now.to_string(), opts.host.clone())?;
+                let kf =
+                    KeyFile::create(&master, pw, opts.kdf, now.to_string(), opts.host.clone())?;
                 let bytes = serde_json::to_vec_pretty(&kf).expect("key file serialises");
-                store.put(&object_name(KEYS, &Id::of_object(&bytes)), Bytes::from(bytes))?;
+                store.put(
+                    &object_name(KEYS, &Id::of_object(&bytes)),
+                    Bytes::from(bytes),
+                )?;
                 Encryption::Xchacha20poly1305
             }
             None => Encryption::None,
@@ -120,13 +132,21 @@ impl Vault {
             Encryption::None => Sealer::Plain,
         };
         let chunker = Chunker::new(config.chunker.clone(), gear_seed(&master.chunk_id))?;
-        Ok(Vault { store, config, sealer, chunk_id_key: master.chunk_id, chunker })
+        Ok(Vault {
+            store,
+            config,
+            sealer,
+            chunk_id_key: master.chunk_id,
+            chunker,
+        })
     }
 
     /// Open an existing vault; `password` is needed when it is encrypted.
     pub fn open(store: Arc<dyn Store>, password: Option<&[u8]>) -> Result<Vault> {
         let location = store.location().to_string();
-        let bytes = store.get(CONFIG)?.ok_or_else(|| Error::NotAVault { location: location.clone() })?;
+        let bytes = store.get(CONFIG)?.ok_or_else(|| Error::NotAVault {
+            location: location.clone(),
+        })?;
         let config = VaultConfig::decode(&bytes, &location)?;
         let master = match config.encryption {
             Encryption::None => {
@@ -135,11 +155,21 @@ impl Vault {
                     .as_deref()
                     .and_then(|h| hex::decode(h).ok())
                     .and_then(|v| <[u8; 32]>::try_from(v).ok())
-                    .ok_or_else(|| Error::corrupt("vault config", "plaintext vault without a 32-byte chunk_id_key"))?;
-                MasterKey { encryption: [0; 32], chunk_id: key }
+                    .ok_or_else(|| {
+                        Error::corrupt(
+                            "vault config",
+                            "plaintext vault without a 32-byte chunk_id_key",
+                        )
+                    })?;
+                MasterKey {
+                    encryption: [0; 32],
+                    chunk_id: key,
+                }
             }
             Encryption::Xchacha20poly1305 => {
-                let pw = password.ok_or_else(|| Error::PasswordRequired { location: location.clone() })?;
+                let pw = password.ok_or_else(|| Error::PasswordRequired {
+                    location: location.clone(),
+                })?;
                 Self::unlock(&*store, pw)?
             }
         };
@@ -152,7 +182,9 @@ impl Vault {
             return Err(Error::corrupt("vault", "encrypted vault has no key files"));
         }
         for k in &keys {
-            let Some(bytes) = store.get(&k.name)? else { continue };
+            let Some(bytes) = store.get(&k.name)? else {
+                continue;
+            };
             let kf: KeyFile = serde_json::from_slice(&bytes)
                 .map_err(|e| Error::corrupt(format!("key file {}", k.name), e.to_string()))?;
             if kf.version > 1 {
@@ -166,7 +198,9 @@ impl Vault {
                 return Ok(m);
             }
         }
-        Err(Error::WrongPassword { location: store.location().to_string() })
+        Err(Error::WrongPassword {
+            location: store.location().to_string(),
+        })
     }
 
     pub fn store(&self) -> &dyn Store {
@@ -196,18 +230,27 @@ impl Vault {
 
     /// Seal and store a standalone object under `prefix/<id>`, id = BLAKE3 of the stored bytes.
     pub fn save_object(&self, prefix: &str, plaintext: &[u8]) -> Result<Id> {
-        let sealed = self.sealer.seal(plaintext, Some(self.config.compression_level))?;
+        let sealed = self
+            .sealer
+            .seal(plaintext, Some(self.config.compression_level))?;
         let id = Id::of_object(&sealed);
-        self.store.put(&object_name(prefix, &id), Bytes::from(sealed))?;
+        self.store
+            .put(&object_name(prefix, &id), Bytes::from(sealed))?;
         Ok(id)
     }
 
     /// Load a standalone object, checking that its bytes still hash to its name.
     pub fn load_object(&self, prefix: &str, id: &Id) -> Result<Vec<u8>> {
         let name = object_name(prefix, id);
-        let bytes = self.store.get(&name)?.ok_or_else(|| Error::corrupt(&name, "object is missing"))?;
+        let bytes = self
+            .store
+            .get(&name)?
+            .ok_or_else(|| Error::corrupt(&name, "object is missing"))?;
         if Id::of_object(&bytes) != *id {
-            return Err(Error::corrupt(&name, "content does not match its name (hash mismatch)"));
+            return Err(Error::corrupt(
+                &name,
+                "content does not match its name (hash mismatch)",
+            ));
         }
         self.sealer.open(&bytes, None, &name)
     }
@@ -231,7 +274,10 @@ impl Vault {
                 Ok((id, IndexFile::decode(&self.load_object(INDEX, &id)?)?))
             })
             .collect::<Result<_>>()?;
-        let superseded: HashSet<Id> = files.iter().flat_map(|(_, f)| f.supersedes.iter().copied()).collect();
+        let superseded: HashSet<Id> = files
+            .iter()
+            .flat_map(|(_, f)| f.supersedes.iter().copied())
+            .collect();
         let mut index = Index::new();
         for (id, f) in &files {
             if superseded.contains(id) {
@@ -257,10 +303,16 @@ impl Vault {
             }
             tail = self.store.get_range(&name, size - hlen - 4..size)?;
         }
-        let pre = self.store.get_range(&name, 0..pack::PACK_PREAMBLE_LEN as u64)?;
+        let pre = self
+            .store
+            .get_range(&name, 0..pack::PACK_PREAMBLE_LEN as u64)?;
         let kind = pack::parse_preamble(&pre)?;
         let blobs = pack::parse_header(&self.sealer, &tail, size)?;
-        Ok(IndexPack { id: *id, kind, blobs })
+        Ok(IndexPack {
+            id: *id,
+            kind,
+            blobs,
+        })
     }
 
     /// Index packs that exist in storage but in no index file (left by an interrupted backup),
@@ -278,26 +330,35 @@ impl Vault {
             return Ok(0);
         }
         // A pack whose header cannot be read is skipped here; `check` reports it.
-        let packs: Vec<IndexPack> =
-            orphans.par_iter().filter_map(|(id, size)| self.read_pack_header(id, *size).ok()).collect();
+        let packs: Vec<IndexPack> = orphans
+            .par_iter()
+            .filter_map(|(id, size)| self.read_pack_header(id, *size).ok())
+            .collect();
         for p in &packs {
             index.add_pack(p.id, p.kind, &p.blobs);
         }
         index.finish();
         let n = packs.len();
         if n > 0 {
-            self.save_index(&IndexFile { supersedes: vec![], packs })?;
+            self.save_index(&IndexFile {
+                supersedes: vec![],
+                packs,
+            })?;
         }
         Ok(n)
     }
 
     /// Fetch, authenticate, decompress and re-hash one blob.
     pub fn read_blob(&self, index: &Index, id: &Id, kind: BlobKind) -> Result<Vec<u8>> {
-        let loc = index.get(id).ok_or_else(|| Error::corrupt(format!("blob {id}"), "not in any index"))?;
+        let loc = index
+            .get(id)
+            .ok_or_else(|| Error::corrupt(format!("blob {id}"), "not in any index"))?;
         check_blob_kind(loc.kind, kind, id)?;
         let name = pack_name(&loc.pack);
         let start = loc.offset as u64;
-        let sealed = self.store.get_range(&name, start..start + loc.stored_len as u64)?;
+        let sealed = self
+            .store
+            .get_range(&name, start..start + loc.stored_len as u64)?;
         self.open_blob(&sealed, id, loc.raw_len, &name)
     }
 
@@ -322,12 +383,19 @@ impl Vault {
 
     pub fn load_snapshot(&self, id: &Id) -> Result<Snapshot> {
         let bytes = self.load_object(SNAPSHOTS, id)?;
-        let v: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|e| Error::corrupt(format!("snapshot {id}"), e.to_string()))?;
-        if v.get("format_version").and_then(|f| f.as_u64()).is_some_and(|f| f > FORMAT_VERSION as u64) {
-            return Err(Error::corrupt(format!("snapshot {id}"), "written by a newer format; upgrade sitevault"));
+        let v: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::corrupt(format!("snapshot {id}"), e.to_string()))?;
+        if v.get("format_version")
+            .and_then(|f| f.as_u64())
+            .is_some_and(|f| f > FORMAT_VERSION as u64)
+        {
+            return Err(Error::corrupt(
+                format!("snapshot {id}"),
+                "written by a newer format; upgrade sitevault",
+            ));
         }
-        serde_json::from_value(v).map_err(|e| Error::corrupt(format!("snapshot {id}"), e.to_string()))
+        serde_json::from_value(v)
+            .map_err(|e| Error::corrupt(format!("snapshot {id}"), e.to_string()))
     }
 
     /// All snapshots, oldest first.
@@ -348,5 +416,6 @@ impl Vault {
 /// The id at the end of an object name like `index/<hex>` or `data/ab/<hex>`.
 fn id_from_name(name: &str) -> Result<Id> {
     let last = name.rsplit('/').next().unwrap_or(name);
-    Id::from_hex(last).map_err(|_| Error::corrupt(format!("object {name}"), "name is not a 64-digit hex id"))
+    Id::from_hex(last)
+        .map_err(|_| Error::corrupt(format!("object {name}"), "name is not a 64-digit hex id"))
 }

@@ -27,7 +27,13 @@ pub fn entries(vault: &Vault, index: &Index, root: &Id) -> Result<Vec<Entry>> {
     Ok(out)
 }
 
-fn walk(vault: &Vault, index: &Index, tree: &Id, prefix: &mut Vec<Vec<u8>>, f: &mut dyn FnMut(Entry)) -> Result<()> {
+fn walk(
+    vault: &Vault,
+    index: &Index,
+    tree: &Id,
+    prefix: &mut Vec<Vec<u8>>,
+    f: &mut dyn FnMut(Entry),
+) -> Result<()> {
     let t = vault.load_tree(index, tree)?;
     for node in t.nodes {
         prefix.push(node.name.clone());
@@ -35,7 +41,10 @@ fn walk(vault: &Vault, index: &Index, tree: &Id, prefix: &mut Vec<Vec<u8>>, f: &
             NodeKind::Dir { subtree } => Some(*subtree),
             _ => None,
         };
-        f(Entry { components: prefix.clone(), node });
+        f(Entry {
+            components: prefix.clone(),
+            node,
+        });
         if let Some(s) = sub {
             walk(vault, index, &s, prefix, f)?;
         }

@@ -27,7 +27,8 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
 /// The password from --password-file / SITEVAULT_PASSWORD_FILE, else SITEVAULT_PASSWORD.
 fn password(repo: &RepoArgs) -> Result<Option<Vec<u8>>> {
     if let Some(f) = &repo.password_file {
-        let text = std::fs::read(f).with_context(|| format!("cannot read password file {}", f.display()))?;
+        let text = std::fs::read(f)
+            .with_context(|| format!("cannot read password file {}", f.display()))?;
         let line = text.split(|&b| b == b'\n').next().unwrap_or_default();
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
@@ -35,7 +36,9 @@ fn password(repo: &RepoArgs) -> Result<Option<Vec<u8>>> {
         }
         return Ok(Some(line.to_vec()));
     }
-    Ok(std::env::var_os("SITEVAULT_PASSWORD").map(|p| p.into_encoded_bytes()).filter(|p| !p.is_empty()))
+    Ok(std::env::var_os("SITEVAULT_PASSWORD")
+        .map(|p| p.into_encoded_bytes())
+        .filter(|p| !p.is_empty()))
 }
 
 fn open(repo: &RepoArgs) -> Result<Vault> {
@@ -68,15 +71,27 @@ fn init(a: InitArgs) -> Result<u8> {
     let store = sitevault::open_store(&a.repo.repo, true)?;
     let opts = InitOptions {
         password,
-        kdf: KdfParams { memory_kib: a.kdf_memory_kib, iterations: a.kdf_iterations, parallelism: 1 },
+        kdf: KdfParams {
+            memory_kib: a.kdf_memory_kib,
+            iterations: a.kdf_iterations,
+            parallelism: 1,
+        },
         pack_size,
         compression_level: a.compression_level,
         host: hostname(),
         ..InitOptions::default()
     };
     let vault = Vault::init(store, opts)?;
-    let enc = if a.insecure_no_encryption { "unencrypted" } else { "encrypted" };
-    println!("created {enc} vault {} at {}", vault.config().id.short(), vault.location());
+    let enc = if a.insecure_no_encryption {
+        "unencrypted"
+    } else {
+        "encrypted"
+    };
+    println!(
+        "created {enc} vault {} at {}",
+        vault.config().id.short(),
+        vault.location()
+    );
     Ok(EXIT_OK)
 }
 
@@ -90,7 +105,9 @@ impl BackupObserver for StderrObserver {
 
 fn backup(a: BackupArgs) -> Result<u8> {
     let time = match &a.time {
-        Some(t) => Some(t.parse().with_context(|| format!("--time {t:?} is not an RFC 3339 time like 2026-11-22T03:00:00Z"))?),
+        Some(t) => Some(t.parse().with_context(|| {
+            format!("--time {t:?} is not an RFC 3339 time like 2026-11-22T03:00:00Z")
+        })?),
         None => None,
     };
     let vault = open(&a.repo)?;
@@ -117,9 +134,16 @@ fn backup(a: BackupArgs) -> Result<u8> {
             "warnings": r.warnings.iter().map(|w| w.to_string()).collect::<Vec<_>>(),
         }));
     } else {
-        let state = if r.snapshot.complete { "complete" } else { "INCOMPLETE" };
+        let state = if r.snapshot.complete {
+            "complete"
+        } else {
+            "INCOMPLETE"
+        };
         println!("snapshot {} saved ({state})", r.id.short());
-        println!("  files {}  dirs {}  symlinks {}", s.files, s.dirs, s.symlinks);
+        println!(
+            "  files {}  dirs {}  symlinks {}",
+            s.files, s.dirs, s.symlinks
+        );
         println!(
             "  read {}, added {} to the vault ({} new chunks) in {:.2} s",
             output::bytes(s.bytes_read),
@@ -128,23 +152,37 @@ fn backup(a: BackupArgs) -> Result<u8> {
             s.duration_secs
         );
         if s.files_unreadable > 0 {
-            println!("  {} entries could not be read (named above)", s.files_unreadable);
+            println!(
+                "  {} entries could not be read (named above)",
+                s.files_unreadable
+            );
         }
         if s.files_changed > 0 {
             println!("  {} files changed while being read", s.files_changed);
         }
     }
-    Ok(if r.snapshot.complete { EXIT_OK } else { EXIT_INCOMPLETE })
+    Ok(if r.snapshot.complete {
+        EXIT_OK
+    } else {
+        EXIT_INCOMPLETE
+    })
 }
 
 fn filter(f: &FilterArgs) -> SnapshotFilter {
-    SnapshotFilter { label: f.label.clone(), host: f.host.clone() }
+    SnapshotFilter {
+        label: f.label.clone(),
+        host: f.host.clone(),
+    }
 }
 
 fn snapshots(a: SnapshotsArgs) -> Result<u8> {
     let vault = open(&a.repo)?;
     let f = filter(&a.filter);
-    let snaps: Vec<_> = vault.list_snapshots()?.into_iter().filter(|(_, s)| f.matches(s)).collect();
+    let snaps: Vec<_> = vault
+        .list_snapshots()?
+        .into_iter()
+        .filter(|(_, s)| f.matches(s))
+        .collect();
     if a.json {
         let arr: Vec<_> = snaps
             .iter()
@@ -167,7 +205,10 @@ fn snapshots(a: SnapshotsArgs) -> Result<u8> {
         output::json(&serde_json::Value::Array(arr));
         return Ok(EXIT_OK);
     }
-    println!("{:<8}  {:<20}  {:<16}  {:<16}  {:<10}  {:<8}  paths", "id", "time (UTC)", "host", "label", "tags", "state");
+    println!(
+        "{:<8}  {:<20}  {:<16}  {:<16}  {:<10}  {:<8}  paths",
+        "id", "time (UTC)", "host", "label", "tags", "state"
+    );
     for (id, s) in &snaps {
         let time = s.time.strftime("%Y-%m-%d %H:%M:%S").to_string();
         let state = if s.complete { "complete" } else { "partial" };
@@ -186,7 +227,11 @@ fn snapshots(a: SnapshotsArgs) -> Result<u8> {
     Ok(EXIT_OK)
 }
 
-fn find(vault: &Vault, reference: &str, f: &FilterArgs) -> Result<(sitevault::Id, sitevault::Snapshot)> {
+fn find(
+    vault: &Vault,
+    reference: &str,
+    f: &FilterArgs,
+) -> Result<(sitevault::Id, sitevault::Snapshot)> {
     let snaps = vault.list_snapshots()?;
     Ok(snapshot::select(&snaps, reference, &filter(f))?.clone())
 }

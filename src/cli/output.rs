@@ -14,7 +14,11 @@ pub fn bytes(n: u64) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
 }
 
 /// Write raw path bytes (names need not be UTF-8) followed by a newline.
@@ -24,5 +28,8 @@ pub fn raw_line(out: &mut impl Write, b: &[u8]) -> std::io::Result<()> {
 }
 
 pub fn json(v: &serde_json::Value) {
-    println!("{}", serde_json::to_string_pretty(v).expect("JSON value serialises"));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(v).expect("JSON value serialises")
+    );
 }
