@@ -499,18 +499,11 @@ pub(crate) fn chunk_stream<R: Read>(
     let mut total = 0u64;
     let mut eof = false;
     while !eof || !buf.is_empty() {
-        while !eof && buf.len() < 2 * window {
-            let start = buf.len();
-            buf.resize(2 * window, 0);
-            match reader.read(&mut buf[start..]) {
-                Ok(0) => {
-                    buf.truncate(start);
-                    eof = true;
-                }
-                Ok(n) => buf.truncate(start + n),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => buf.truncate(start),
-                Err(e) => return Err(ChunkError::Io(e)),
-            }
+        if !eof && buf.len() < 2 * window {
+            // read_to_end appends without zero-filling and sizes the buffer to small files.
+            let want = 2 * window - buf.len();
+            let got = (&mut reader).take(want as u64).read_to_end(&mut buf).map_err(ChunkError::Io)?;
+            eof = got < want;
         }
         let mut pos = 0;
         while pos < buf.len() && (eof || buf.len() - pos >= window) {

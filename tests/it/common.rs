@@ -19,7 +19,11 @@ pub fn sv() -> Command {
 
 /// Initialise an encrypted vault with cheap Argon2id parameters (tests run many commands).
 pub fn init_vault(repo: &Path) {
-    sv().args(["init", "--repo"]).arg(repo).args(["--kdf-memory-kib", "1024", "--kdf-iterations", "1"]).assert().success();
+    sv().args(["init", "--repo"])
+        .arg(repo)
+        .args(["--kdf-memory-kib", "1024", "--kdf-iterations", "1"])
+        .assert()
+        .success();
 }
 
 /// Same, with a small pack size so small data sets span several packs.
@@ -67,14 +71,26 @@ pub fn assert_trees_equal(a: &Path, b: &Path) {
     let list = |root: &Path| -> Vec<PathBuf> {
         let mut v: Vec<PathBuf> = walkdir::WalkDir::new(root)
             .into_iter()
-            .map(|e| e.expect("walk").path().strip_prefix(root).expect("prefix").to_path_buf())
+            .map(|e| {
+                e.expect("walk")
+                    .path()
+                    .strip_prefix(root)
+                    .expect("prefix")
+                    .to_path_buf()
+            })
             .collect();
         v.sort();
         v
     };
     let la = list(a);
     let lb = list(b);
-    assert_eq!(la, lb, "entry lists differ between {} and {}", a.display(), b.display());
+    assert_eq!(
+        la,
+        lb,
+        "entry lists differ between {} and {}",
+        a.display(),
+        b.display()
+    );
     for rel in &la {
         let pa = a.join(rel);
         let pb = b.join(rel);
@@ -82,15 +98,29 @@ pub fn assert_trees_equal(a: &Path, b: &Path) {
         let mb = std::fs::symlink_metadata(&pb).expect("stat b");
         assert_eq!(ma.file_type(), mb.file_type(), "type of {}", rel.display());
         if ma.file_type().is_symlink() {
-            assert_eq!(std::fs::read_link(&pa).unwrap(), std::fs::read_link(&pb).unwrap(), "link {}", rel.display());
+            assert_eq!(
+                std::fs::read_link(&pa).unwrap(),
+                std::fs::read_link(&pb).unwrap(),
+                "link {}",
+                rel.display()
+            );
             continue;
         }
         assert_eq!(ma.mode(), mb.mode(), "mode of {}", rel.display());
         if !rel.as_os_str().is_empty() {
-            assert_eq!((ma.mtime(), ma.mtime_nsec()), (mb.mtime(), mb.mtime_nsec()), "mtime of {}", rel.display());
+            assert_eq!(
+                (ma.mtime(), ma.mtime_nsec()),
+                (mb.mtime(), mb.mtime_nsec()),
+                "mtime of {}",
+                rel.display()
+            );
         }
         if ma.is_file() {
-            assert!(std::fs::read(&pa).unwrap() == std::fs::read(&pb).unwrap(), "content of {}", rel.display());
+            assert!(
+                std::fs::read(&pa).unwrap() == std::fs::read(&pb).unwrap(),
+                "content of {}",
+                rel.display()
+            );
         }
     }
 }
