@@ -1528,6 +1528,27 @@ fn chunk_boundaries_are_stable() {
         input.len(),
         "CDC lengths cover the input",
     );
+    // The pseudo-code also agrees with the library at other sizes and seeds (not stored vectors).
+    for (min, avg, max, seed) in [
+        (64, 256, 1024, 0),
+        (2048, 8192, 65536, u64::MAX),
+        (256, 1024, 4096, 0x1234),
+    ] {
+        let p = ChunkerParams {
+            cdc_min: min,
+            cdc_avg: avg,
+            cdc_max: max,
+            ..chunker_params()
+        };
+        let lib = Chunker::new(p.clone(), seed)
+            .unwrap()
+            .chunk_lengths(Policy::ContentDefined, &input);
+        check_eq(
+            spec_cdc_lengths(&input, &p, seed),
+            lib,
+            &format!("spec CDC for {min}/{avg}/{max}"),
+        );
+    }
     check(
         cdc[..cdc.len() - 1]
             .iter()
