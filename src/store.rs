@@ -95,7 +95,23 @@ impl Store for ObjectStoreBackend {
 
     fn get_range(&self, name: &str, range: Range<u64>) -> Result<Bytes> {
         let path = ObjPath::from(name);
-        run(self.inner.get_range(&path, range)).map_err(|e| self.err(name, e))
+        let want = range.end - range.start;
+        // A range past the end is a truncated object: report corruption, not a storage fault
+        // (object_store either errors or silently returns fewer bytes).
+        let truncated = |size: u64| {
+            Error::corrupt(
+                format!("{}/{name}", self.location),
+                format!("object is truncated: bytes {}..{} lie beyond its end at {size}", range.start, range.end),
+            )
+        };
+        match run(self.inner.get_range(&path, range.clone())) {
+            Ok(b) if b.len() as u64 == want => Ok(b),
+            Ok(b) => Err(truncated(range.start + b.len() as u64)),
+            Err(e) => match run(self.inner.head(&path)) {
+                Ok(meta) if meta.size < range.end => Err(truncated(meta.size)),
+                _ => Err(self.err(name, e)),
+            },
+        }
     }
 
     fn put(&self, name: &str, data: Bytes) -> Result<bool> {

@@ -287,9 +287,6 @@ fn restore(a: RestoreArgs) -> Result<u8> {
         None => Destination::Original,
     };
     let r = sitevault::restore(&vault, &index, &snap, &dest)?;
-    for e in &r.errors {
-        eprintln!("error: {e}");
-    }
     let where_ = match &a.target {
         Some(t) => t.display().to_string(),
         None => "original paths".into(),
@@ -311,7 +308,13 @@ fn restore(a: RestoreArgs) -> Result<u8> {
         );
     }
     if !r.errors.is_empty() {
-        eprintln!("error: {} entries could not be restored", r.errors.len());
+        // One line for scripts; `--json` lists every failure.
+        const SHOWN: usize = 3;
+        let mut line = r.errors.iter().take(SHOWN).cloned().collect::<Vec<_>>().join("; ");
+        if r.errors.len() > SHOWN {
+            line.push_str(&format!("; and {} more (see --json)", r.errors.len() - SHOWN));
+        }
+        eprintln!("error: {} entries could not be restored: {line}", r.errors.len());
         return Ok(EXIT_ERROR);
     }
     Ok(EXIT_OK)
