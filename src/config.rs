@@ -56,6 +56,9 @@ impl VaultConfig {
             .ok_or_else(|| Error::NotAVault {
                 location: location.to_string(),
             })?;
+        if found == 0 {
+            return Err(Error::corrupt("vault config", "sitevault_format 0 is not a valid version"));
+        }
         if found > FORMAT_VERSION as u64 {
             return Err(Error::UnsupportedVersion {
                 location: location.to_string(),

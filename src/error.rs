@@ -52,7 +52,7 @@ pub enum Error {
         "vault {location} is encrypted: give the password with SITEVAULT_PASSWORD, --password-file or SITEVAULT_PASSWORD_FILE"
     )]
     PasswordRequired { location: String },
-    #[error("corrupt {what}: {detail}; run `sitevault check` to find the damage")]
+    #[error("corrupt {what}: {detail}")]
     Corrupt { what: String, detail: String },
     #[error("no snapshot matches {0:?}; run `sitevault snapshots` to list them")]
     SnapshotNotFound(String),

@@ -186,10 +186,6 @@ impl Index {
         })
     }
 
-    pub fn has_pack(&self, pack: &Id) -> bool {
-        self.packs.iter().any(|(p, _)| p == pack)
-    }
-
     pub fn pack_ids(&self) -> impl Iterator<Item = &Id> {
         self.packs.iter().map(|(p, _)| p)
     }

@@ -139,25 +139,63 @@ pub fn local_name(name: &[u8]) -> Result<OsString> {
     }
 }
 
+/// One path component to create on this platform. Names are checked again here, not only
+/// when trees are decoded, because a forged tree must never write outside the destination.
+fn component(name: &[u8]) -> Result<OsString> {
+    let bad_here: &[u8] = if cfg!(windows) { b"/\\:\0" } else { b"/\0" };
+    if name.is_empty() || name == b"." || name == b".." || name.iter().any(|b| bad_here.contains(b)) {
+        return Err(Error::corrupt(
+            "snapshot tree",
+            format!("entry name {:?} cannot be created safely on this platform", String::from_utf8_lossy(name)),
+        ));
+    }
+    local_name(name)
+}
+
+/// The volume of a Windows path: `Drive('E')` for `E:`, `Unc(server, share)` for `\\server\share`.
+enum Volume<'a> {
+    Drive(u8),
+    Unc(&'a [u8], &'a [u8]),
+}
+
+fn windows_volume(c: &[u8]) -> Result<Volume<'_>> {
+    if c.len() == 2 && c[1] == b':' && c[0].is_ascii_alphabetic() {
+        return Ok(Volume::Drive(c[0].to_ascii_uppercase()));
+    }
+    if let Some(rest) = c.strip_prefix(b"\\\\") {
+        let parts: Vec<&[u8]> = rest.split(|&b| b == b'\\').collect();
+        if let [server, share] = parts[..] {
+            component(server)?;
+            component(share)?;
+            return Ok(Volume::Unc(server, share));
+        }
+    }
+    Err(Error::corrupt(
+        "snapshot tree",
+        format!("{:?} is not a Windows drive or UNC share", String::from_utf8_lossy(c)),
+    ))
+}
+
 /// Destination for `restore --target DIR`: the original path without its root, under DIR.
 /// `E:` becomes `E`, `\\server\share` becomes `UNC/server/share`.
 pub fn under_target(target: &Path, style: PathStyle, comps: &[&[u8]]) -> Result<PathBuf> {
     let mut out = target.to_path_buf();
-    for (i, c) in comps.iter().enumerate() {
-        if i == 0 && style == PathStyle::Windows {
-            if let Some(rest) = c.strip_prefix(b"\\\\") {
-                out.push("UNC");
-                for part in rest.split(|&b| b == b'\\').filter(|p| !p.is_empty()) {
-                    out.push(local_name(part)?);
+    let mut rest = comps;
+    if style == PathStyle::Windows {
+        if let Some((first, tail)) = comps.split_first() {
+            match windows_volume(first)? {
+                Volume::Drive(d) => out.push(component(&[d])?),
+                Volume::Unc(server, share) => {
+                    out.push("UNC");
+                    out.push(component(server)?);
+                    out.push(component(share)?);
                 }
-                continue;
             }
-            if c.len() == 2 && c[1] == b':' {
-                out.push(local_name(&c[..1])?);
-                continue;
-            }
+            rest = tail;
         }
-        out.push(local_name(c)?);
+    }
+    for c in rest {
+        out.push(component(c)?);
     }
     Ok(out)
 }
@@ -173,22 +211,87 @@ pub fn original(style: PathStyle, comps: &[&[u8]]) -> Result<PathBuf> {
         PathStyle::Unix => {
             let mut out = PathBuf::from("/");
             for c in comps {
-                out.push(local_name(c)?);
+                out.push(component(c)?);
             }
             Ok(out)
         }
         PathStyle::Windows => {
-            let mut s = OsString::new();
-            for (i, c) in comps.iter().enumerate() {
-                if i > 0 {
-                    s.push("\\");
+            let Some((first, tail)) = comps.split_first() else {
+                return Err(Error::InvalidInput("a Windows snapshot entry has no volume".into()));
+            };
+            let mut out = match windows_volume(first)? {
+                Volume::Drive(d) => PathBuf::from(format!("{}:\\", d as char)),
+                Volume::Unc(server, share) => {
+                    let mut p = OsString::from("\\\\");
+                    p.push(component(server)?);
+                    p.push("\\");
+                    p.push(component(share)?);
+                    p.push("\\");
+                    PathBuf::from(p)
                 }
-                s.push(local_name(c)?);
+            };
+            for c in tail {
+                out.push(component(c)?);
             }
-            if comps.len() == 1 {
-                s.push("\\");
-            }
-            Ok(PathBuf::from(s))
+            Ok(out)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(style: PathStyle, comps: &[&[u8]]) -> Result<PathBuf> {
+        under_target(Path::new("/restore"), style, comps)
+    }
+
+    #[test]
+    fn target_mapping() {
+        assert_eq!(t(PathStyle::Unix, &[b"srv", b"a", b"b"]).unwrap(), Path::new("/restore/srv/a/b"));
+        assert_eq!(t(PathStyle::Windows, &[b"E:", b"x", b"y"]).unwrap(), Path::new("/restore/E/x/y"));
+        assert_eq!(t(PathStyle::Windows, &[b"e:"]).unwrap(), Path::new("/restore/E"));
+        assert_eq!(
+            t(PathStyle::Windows, &[b"\\\\srv01\\Share$", b"Sources"]).unwrap(),
+            Path::new("/restore/UNC/srv01/Share$/Sources")
+        );
+    }
+
+    #[test]
+    fn forged_components_cannot_escape_the_target() {
+        for comps in [
+            vec![&b"\\\\..\\.."[..], b"x"],
+            vec![b"\\\\a\\b\\c"],
+            vec![b"E:", b".."],
+            vec![b"..:"],
+            vec![b"E:\\Windows"],
+        ] {
+            assert!(t(PathStyle::Windows, &comps).is_err(), "{comps:?}");
+        }
+        assert!(t(PathStyle::Unix, &[b"a", b".."]).is_err());
+        assert!(t(PathStyle::Unix, &[b"a/b"]).is_err());
+        assert!(t(PathStyle::Unix, &[b""]).is_err());
+    }
+
+    #[test]
+    fn display_paths() {
+        assert_eq!(PathStyle::Unix.join(&[b"srv", b"a"]), b"/srv/a");
+        assert_eq!(PathStyle::Unix.join(&[]), b"/");
+        assert_eq!(PathStyle::Windows.join(&[b"E:", b"x", b"y"]), b"E:\\x\\y");
+        assert_eq!(PathStyle::Windows.join(&[b"E:"]), b"E:\\");
+        assert_eq!(PathStyle::Windows.join(&[b"\\\\srv\\share", b"a"]), b"\\\\srv\\share\\a");
+    }
+
+    #[test]
+    fn windows_names_compare_without_case() {
+        assert!(PathStyle::Windows.same_name(b"SCCMContentLib", b"sccmcontentlib"));
+        assert!(!PathStyle::Unix.same_name(b"SCCMContentLib", b"sccmcontentlib"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn original_paths_on_unix() {
+        assert_eq!(original(PathStyle::Unix, &[b"srv", b"a"]).unwrap(), Path::new("/srv/a"));
+        assert!(original(PathStyle::Windows, &[b"E:", b"a"]).is_err());
     }
 }

@@ -49,12 +49,11 @@ impl ObjectStoreBackend {
         } else if !dir.is_dir() {
             return Err(Error::NotAVault { location });
         }
-        let fs = object_store::local::LocalFileSystem::new_with_prefix(dir).map_err(|e| {
-            Error::Store {
-                object: location.clone(),
-                detail: e.to_string(),
-            }
-        })?;
+        // fsync files and their folders before a put returns: a pack must be durable before
+        // the index naming it is written (formats/, ordering rules).
+        let fs = object_store::local::LocalFileSystem::new_with_prefix(dir)
+            .map_err(|e| Error::Store { object: location.clone(), detail: e.to_string() })?
+            .with_fsync(true);
         Ok(ObjectStoreBackend {
             inner: Arc::new(fs),
             location,

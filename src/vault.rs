@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::index::{Index, IndexFile, IndexPack, check_blob_kind};
 use crate::pack::{self, BlobKind};
-use crate::snapshot::Snapshot;
+use crate::snapshot::{SNAPSHOT_VERSION, Snapshot};
 use crate::store::Store;
 use crate::tree::Tree;
 
@@ -81,6 +81,13 @@ impl Vault {
         let location = store.location().to_string();
         if store.get(CONFIG)?.is_some() {
             return Err(Error::AlreadyExists { location });
+        }
+        // Key files without a config are left by an interrupted init; a new key file beside
+        // them could unlock the wrong master key, so refuse rather than guess.
+        if !store.list(KEYS)?.is_empty() {
+            return Err(Error::InvalidInput(format!(
+                "{location} holds key files but no config (an interrupted init?); remove its keys folder or use an empty folder"
+            )));
         }
         opts.chunker.validate()?;
         if !(1..=22).contains(&opts.compression_level) {
@@ -150,6 +157,14 @@ impl Vault {
         let config = VaultConfig::decode(&bytes, &location)?;
         let master = match config.encryption {
             Encryption::None => {
+                // The config is plaintext: key files beside an "unencrypted" config mean it
+                // was altered to downgrade the vault.
+                if !store.list(KEYS)?.is_empty() {
+                    return Err(Error::corrupt(
+                        "vault config",
+                        "it says the vault is unencrypted but key files exist; the config may have been tampered with",
+                    ));
+                }
                 let key = config
                     .chunk_id_key
                     .as_deref()
@@ -181,22 +196,31 @@ impl Vault {
         if keys.is_empty() {
             return Err(Error::corrupt("vault", "encrypted vault has no key files"));
         }
+        let mut skipped = Vec::new();
         for k in &keys {
             let Some(bytes) = store.get(&k.name)? else {
                 continue;
             };
-            let kf: KeyFile = serde_json::from_slice(&bytes)
-                .map_err(|e| Error::corrupt(format!("key file {}", k.name), e.to_string()))?;
+            // One damaged or newer key file must not lock out the others.
+            let Ok(kf) = serde_json::from_slice::<KeyFile>(&bytes) else {
+                skipped.push(format!("{} is not a valid key file", k.name));
+                continue;
+            };
             if kf.version > 1 {
-                return Err(Error::UnsupportedVersion {
-                    location: store.location().to_string(),
-                    found: kf.version,
-                    supported: 1,
-                });
+                skipped.push(format!("{} has newer version {}; upgrade sitevault", k.name, kf.version));
+                continue;
             }
-            if let Some(m) = kf.open(password)? {
-                return Ok(m);
+            match kf.open(password) {
+                Ok(Some(m)) => return Ok(m),
+                Ok(None) => {}
+                Err(e) => skipped.push(format!("{}: {e}", k.name)),
             }
+        }
+        if !skipped.is_empty() {
+            return Err(Error::corrupt(
+                format!("keys of vault {}", store.location()),
+                format!("the password opened no key file, and some could not be tried: {}", skipped.join("; ")),
+            ));
         }
         Err(Error::WrongPassword {
             location: store.location().to_string(),
@@ -266,13 +290,10 @@ impl Vault {
 
     /// Read every index file into one in-memory index (in parallel; they are independent).
     pub fn load_index(&self) -> Result<Index> {
-        let names = self.store.list(INDEX)?;
-        let files: Vec<(Id, IndexFile)> = names
+        let files: Vec<(Id, IndexFile)> = self
+            .list_ids(INDEX)?
             .par_iter()
-            .map(|o| {
-                let id = id_from_name(&o.name)?;
-                Ok((id, IndexFile::decode(&self.load_object(INDEX, &id)?)?))
-            })
+            .map(|(id, _)| Ok((*id, IndexFile::decode(&self.load_object(INDEX, id)?)?)))
             .collect::<Result<_>>()?;
         let superseded: HashSet<Id> = files
             .iter()
@@ -319,17 +340,13 @@ impl Vault {
     /// so their blobs are reused instead of uploaded again. Returns how many were adopted.
     pub fn adopt_unindexed_packs(&self, index: &mut Index) -> Result<usize> {
         let known: HashSet<Id> = index.pack_ids().copied().collect();
-        let orphans: Vec<(Id, u64)> = self
-            .store
-            .list(DATA)?
-            .into_iter()
-            .filter_map(|o| id_from_name(&o.name).ok().map(|id| (id, o.size)))
-            .filter(|(id, _)| !known.contains(id))
-            .collect();
+        let mut orphans = self.list_ids(DATA)?;
+        orphans.retain(|(id, _)| !known.contains(id));
         if orphans.is_empty() {
             return Ok(0);
         }
-        // A pack whose header cannot be read is skipped here; `check` reports it.
+        // A pack whose header cannot be read (damaged, or still being written by another
+        // process) is skipped: it is not reused, and nothing refers to it yet.
         let packs: Vec<IndexPack> = orphans
             .par_iter()
             .filter_map(|(id, size)| self.read_pack_header(id, *size).ok())
@@ -385,37 +402,38 @@ impl Vault {
         let bytes = self.load_object(SNAPSHOTS, id)?;
         let v: serde_json::Value = serde_json::from_slice(&bytes)
             .map_err(|e| Error::corrupt(format!("snapshot {id}"), e.to_string()))?;
-        if v.get("format_version")
-            .and_then(|f| f.as_u64())
-            .is_some_and(|f| f > FORMAT_VERSION as u64)
-        {
-            return Err(Error::corrupt(
-                format!("snapshot {id}"),
-                "written by a newer format; upgrade sitevault",
-            ));
+        let newer = v.get("format_version").and_then(|f| f.as_u64()).filter(|f| *f > SNAPSHOT_VERSION as u64);
+        if let Some(found) = newer {
+            return Err(Error::UnsupportedVersion {
+                location: format!("{} (snapshot {})", self.location(), id.short()),
+                found: found.min(u32::MAX as u64) as u32,
+                supported: SNAPSHOT_VERSION,
+            });
         }
         serde_json::from_value(v)
             .map_err(|e| Error::corrupt(format!("snapshot {id}"), e.to_string()))
     }
 
+    /// Ids and sizes of the objects under `prefix`.
+    pub fn list_ids(&self, prefix: &str) -> Result<Vec<(Id, u64)>> {
+        Ok(self.store.list(prefix)?.into_iter().filter_map(|o| Some((id_from_name(&o.name)?, o.size))).collect())
+    }
+
     /// All snapshots, oldest first.
     pub fn list_snapshots(&self) -> Result<Vec<(Id, Snapshot)>> {
-        let names = self.store.list(SNAPSHOTS)?;
-        let mut out: Vec<(Id, Snapshot)> = names
+        let mut out: Vec<(Id, Snapshot)> = self
+            .list_ids(SNAPSHOTS)?
             .par_iter()
-            .map(|o| {
-                let id = id_from_name(&o.name)?;
-                Ok((id, self.load_snapshot(&id)?))
-            })
+            .map(|(id, _)| Ok((*id, self.load_snapshot(id)?)))
             .collect::<Result<_>>()?;
         out.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
         Ok(out)
     }
 }
 
-/// The id at the end of an object name like `index/<hex>` or `data/ab/<hex>`.
-fn id_from_name(name: &str) -> Result<Id> {
+/// The id at the end of an object name like `index/<hex>` or `data/ab/<hex>`; `None` for
+/// anything else (stray files are not objects and are ignored).
+fn id_from_name(name: &str) -> Option<Id> {
     let last = name.rsplit('/').next().unwrap_or(name);
-    Id::from_hex(last)
-        .map_err(|_| Error::corrupt(format!("object {name}"), "name is not a 64-digit hex id"))
+    Id::from_hex(last).ok()
 }
