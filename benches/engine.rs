@@ -36,13 +36,22 @@ static ALLOC: Counting = Counting;
 
 fn random(len: usize, seed: u8) -> Vec<u8> {
     let mut v = vec![0u8; len];
-    blake3::Hasher::new_keyed(&[seed; 32]).finalize_xof().fill(&mut v);
+    blake3::Hasher::new_keyed(&[seed; 32])
+        .finalize_xof()
+        .fill(&mut v);
     v
 }
 
 /// Text-like data that zstd compresses about 3:1.
 fn compressible(len: usize) -> Vec<u8> {
-    let words: Vec<&[u8]> = vec![b"SMS_SITE ", b"backup ", b"completed ", b"STATMSG: ID=5035 ", b"0x0000 ", b"CEN "];
+    let words: Vec<&[u8]> = vec![
+        b"SMS_SITE ",
+        b"backup ",
+        b"completed ",
+        b"STATMSG: ID=5035 ",
+        b"0x0000 ",
+        b"CEN ",
+    ];
     let r = random(len, 9);
     let mut out = Vec::with_capacity(len + 32);
     let mut i = 0;
@@ -61,8 +70,12 @@ fn chunking(c: &mut Criterion) {
     let mut g = c.benchmark_group("chunker");
     g.throughput(Throughput::Bytes(data.len() as u64));
     g.sample_size(10);
-    g.bench_function("cdc_serial_32MiB", |b| b.iter(|| black_box(chunker.chunk_lengths(Policy::ContentDefined, &data).len())));
-    g.bench_function("fixed64k_32MiB", |b| b.iter(|| black_box(chunker.chunk_lengths(Policy::Fixed(65536), &data).len())));
+    g.bench_function("cdc_serial_32MiB", |b| {
+        b.iter(|| black_box(chunker.chunk_lengths(Policy::ContentDefined, &data).len()))
+    });
+    g.bench_function("fixed64k_32MiB", |b| {
+        b.iter(|| black_box(chunker.chunk_lengths(Policy::Fixed(65536), &data).len()))
+    });
     g.finish();
 }
 
@@ -73,24 +86,46 @@ fn hashing_and_sealing(c: &mut Criterion) {
     let enc = Sealer::encrypted(&key);
     let mut g = c.benchmark_group("blob");
     g.throughput(Throughput::Bytes(chunk.len() as u64));
-    g.bench_function("blake3_keyed_1MiB", |b| b.iter(|| black_box(Id::of_blob(&key, &chunk))));
-    g.bench_function("zstd3_text_1MiB", |b| b.iter(|| black_box(zstd::bulk::compress(&text, 3).unwrap().len())));
-    g.bench_function("seal_random_1MiB", |b| b.iter(|| black_box(enc.seal(&chunk, Some(3)).unwrap().len())));
-    g.bench_function("seal_text_1MiB", |b| b.iter(|| black_box(enc.seal(&text, Some(3)).unwrap().len())));
+    g.bench_function("blake3_keyed_1MiB", |b| {
+        b.iter(|| black_box(Id::of_blob(&key, &chunk)))
+    });
+    g.bench_function("zstd3_text_1MiB", |b| {
+        b.iter(|| black_box(zstd::bulk::compress(&text, 3).unwrap().len()))
+    });
+    g.bench_function("seal_random_1MiB", |b| {
+        b.iter(|| black_box(enc.seal(&chunk, Some(3)).unwrap().len()))
+    });
+    g.bench_function("seal_text_1MiB", |b| {
+        b.iter(|| black_box(enc.seal(&text, Some(3)).unwrap().len()))
+    });
     let sealed = enc.seal(&text, Some(3)).unwrap();
-    g.bench_function("open_text_1MiB", |b| b.iter(|| black_box(enc.open(&sealed, Some(text.len()), "b").unwrap().len())));
+    g.bench_function("open_text_1MiB", |b| {
+        b.iter(|| black_box(enc.open(&sealed, Some(text.len()), "b").unwrap().len()))
+    });
     g.finish();
 }
 
 fn index(c: &mut Criterion) {
     const N: usize = 1_000_000;
     const PER_PACK: usize = 500;
-    let ids: Vec<Id> = random(N * 32, 4).chunks_exact(32).map(|c| Id(c.try_into().unwrap())).collect();
+    let ids: Vec<Id> = random(N * 32, 4)
+        .chunks_exact(32)
+        .map(|c| Id(c.try_into().unwrap()))
+        .collect();
     let packs: Vec<(Id, Vec<PackedBlob>)> = ids
         .chunks(PER_PACK)
         .enumerate()
         .map(|(i, c)| {
-            let blobs = c.iter().enumerate().map(|(j, id)| PackedBlob { id: *id, offset: j as u32 * 65536, stored_len: 65536, raw_len: 65536 }).collect();
+            let blobs = c
+                .iter()
+                .enumerate()
+                .map(|(j, id)| PackedBlob {
+                    id: *id,
+                    offset: j as u32 * 65536,
+                    stored_len: 65536,
+                    raw_len: 65536,
+                })
+                .collect();
             (Id([i as u8; 32]), blobs)
         })
         .collect();
@@ -107,18 +142,26 @@ fn index(c: &mut Criterion) {
     let idx = build();
     let after = LIVE.load(Ordering::Relaxed);
     let per_entry = (after - before) as f64 / N as f64;
-    eprintln!("index: {N} entries in {} packs use {} heap bytes = {per_entry:.1} bytes per entry (spec: <= 48 + 33/{PER_PACK} per pack)", packs.len(), after - before);
+    eprintln!(
+        "index: {N} entries in {} packs use {} heap bytes = {per_entry:.1} bytes per entry (spec: <= 48 + 33/{PER_PACK} per pack)",
+        packs.len(),
+        after - before
+    );
     let mut g = c.benchmark_group("index");
     g.sample_size(10);
     g.throughput(Throughput::Elements(N as u64));
     g.bench_function("build_1M", |b| b.iter(|| black_box(build().len())));
-    g.bench_function("lookup_1M_hits", |b| b.iter(|| ids.iter().filter(|id| idx.contains(id)).count()));
+    g.bench_function("lookup_1M_hits", |b| {
+        b.iter(|| ids.iter().filter(|id| idx.contains(id)).count())
+    });
     g.finish();
 }
 
 fn packing(c: &mut Criterion) {
     let sealer = Sealer::encrypted(&[6; 32]);
-    let blobs: Vec<Vec<u8>> = (0..32).map(|i| sealer.seal(&random(1 << 20, i as u8), Some(3)).unwrap()).collect();
+    let blobs: Vec<Vec<u8>> = (0..32)
+        .map(|i| sealer.seal(&random(1 << 20, i as u8), Some(3)).unwrap())
+        .collect();
     let mut g = c.benchmark_group("pack");
     g.throughput(Throughput::Bytes(32 << 20));
     g.sample_size(10);

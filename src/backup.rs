@@ -502,7 +502,10 @@ pub(crate) fn chunk_stream<R: Read>(
         if !eof && buf.len() < 2 * window {
             // read_to_end appends without zero-filling and sizes the buffer to small files.
             let want = 2 * window - buf.len();
-            let got = (&mut reader).take(want as u64).read_to_end(&mut buf).map_err(ChunkError::Io)?;
+            let got = (&mut reader)
+                .take(want as u64)
+                .read_to_end(&mut buf)
+                .map_err(ChunkError::Io)?;
             eof = got < want;
         }
         let mut pos = 0;

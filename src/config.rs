@@ -57,7 +57,10 @@ impl VaultConfig {
                 location: location.to_string(),
             })?;
         if found == 0 {
-            return Err(Error::corrupt("vault config", "sitevault_format 0 is not a valid version"));
+            return Err(Error::corrupt(
+                "vault config",
+                "sitevault_format 0 is not a valid version",
+            ));
         }
         if found > FORMAT_VERSION as u64 {
             return Err(Error::UnsupportedVersion {

@@ -143,10 +143,14 @@ pub fn local_name(name: &[u8]) -> Result<OsString> {
 /// when trees are decoded, because a forged tree must never write outside the destination.
 fn component(name: &[u8]) -> Result<OsString> {
     let bad_here: &[u8] = if cfg!(windows) { b"/\\:\0" } else { b"/\0" };
-    if name.is_empty() || name == b"." || name == b".." || name.iter().any(|b| bad_here.contains(b)) {
+    if name.is_empty() || name == b"." || name == b".." || name.iter().any(|b| bad_here.contains(b))
+    {
         return Err(Error::corrupt(
             "snapshot tree",
-            format!("entry name {:?} cannot be created safely on this platform", String::from_utf8_lossy(name)),
+            format!(
+                "entry name {:?} cannot be created safely on this platform",
+                String::from_utf8_lossy(name)
+            ),
         ));
     }
     local_name(name)
@@ -172,7 +176,10 @@ fn windows_volume(c: &[u8]) -> Result<Volume<'_>> {
     }
     Err(Error::corrupt(
         "snapshot tree",
-        format!("{:?} is not a Windows drive or UNC share", String::from_utf8_lossy(c)),
+        format!(
+            "{:?} is not a Windows drive or UNC share",
+            String::from_utf8_lossy(c)
+        ),
     ))
 }
 
@@ -217,7 +224,9 @@ pub fn original(style: PathStyle, comps: &[&[u8]]) -> Result<PathBuf> {
         }
         PathStyle::Windows => {
             let Some((first, tail)) = comps.split_first() else {
-                return Err(Error::InvalidInput("a Windows snapshot entry has no volume".into()));
+                return Err(Error::InvalidInput(
+                    "a Windows snapshot entry has no volume".into(),
+                ));
             };
             let mut out = match windows_volume(first)? {
                 Volume::Drive(d) => PathBuf::from(format!("{}:\\", d as char)),
@@ -248,9 +257,18 @@ mod tests {
 
     #[test]
     fn target_mapping() {
-        assert_eq!(t(PathStyle::Unix, &[b"srv", b"a", b"b"]).unwrap(), Path::new("/restore/srv/a/b"));
-        assert_eq!(t(PathStyle::Windows, &[b"E:", b"x", b"y"]).unwrap(), Path::new("/restore/E/x/y"));
-        assert_eq!(t(PathStyle::Windows, &[b"e:"]).unwrap(), Path::new("/restore/E"));
+        assert_eq!(
+            t(PathStyle::Unix, &[b"srv", b"a", b"b"]).unwrap(),
+            Path::new("/restore/srv/a/b")
+        );
+        assert_eq!(
+            t(PathStyle::Windows, &[b"E:", b"x", b"y"]).unwrap(),
+            Path::new("/restore/E/x/y")
+        );
+        assert_eq!(
+            t(PathStyle::Windows, &[b"e:"]).unwrap(),
+            Path::new("/restore/E")
+        );
         assert_eq!(
             t(PathStyle::Windows, &[b"\\\\srv01\\Share$", b"Sources"]).unwrap(),
             Path::new("/restore/UNC/srv01/Share$/Sources")
@@ -279,7 +297,10 @@ mod tests {
         assert_eq!(PathStyle::Unix.join(&[]), b"/");
         assert_eq!(PathStyle::Windows.join(&[b"E:", b"x", b"y"]), b"E:\\x\\y");
         assert_eq!(PathStyle::Windows.join(&[b"E:"]), b"E:\\");
-        assert_eq!(PathStyle::Windows.join(&[b"\\\\srv\\share", b"a"]), b"\\\\srv\\share\\a");
+        assert_eq!(
+            PathStyle::Windows.join(&[b"\\\\srv\\share", b"a"]),
+            b"\\\\srv\\share\\a"
+        );
     }
 
     #[test]
@@ -291,7 +312,10 @@ mod tests {
     #[cfg(unix)]
     #[test]
     fn original_paths_on_unix() {
-        assert_eq!(original(PathStyle::Unix, &[b"srv", b"a"]).unwrap(), Path::new("/srv/a"));
+        assert_eq!(
+            original(PathStyle::Unix, &[b"srv", b"a"]).unwrap(),
+            Path::new("/srv/a")
+        );
         assert!(original(PathStyle::Windows, &[b"E:", b"a"]).is_err());
     }
 }

@@ -2,6 +2,7 @@
 //! Files are written to a temporary name and renamed into place, so a destination file is
 //! never left half-written.
 
+use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -94,8 +95,23 @@ pub fn restore(
         .iter()
         .filter(|(_, e)| matches!(e.node.kind, NodeKind::Symlink { .. }))
         .count() as u64;
+    // Back at the original place, the parents of the backed-up paths (`/srv`, `/home`, `E:\`)
+    // are shared folders, not part of what was archived: leave their metadata alone.
+    let parents: HashSet<Vec<Vec<u8>>> = match dest {
+        Destination::Original => snapshot
+            .paths
+            .iter()
+            .filter_map(|p| paths::components(Path::new(p)).ok())
+            .flat_map(|c| (0..c.len()).map(move |n| c[..n].to_vec()))
+            .collect(),
+        Destination::Target(_) => HashSet::new(),
+    };
     // Directory metadata last, deepest first: writing inside a directory changes its mtime.
-    for (path, e) in planned.iter().rev().filter(|(_, e)| e.node.is_dir()) {
+    for (path, e) in planned
+        .iter()
+        .rev()
+        .filter(|(_, e)| e.node.is_dir() && !parents.contains(&e.components))
+    {
         if let Err(err) = apply_metadata(path, &e.node, false) {
             fail(path, &err);
         }

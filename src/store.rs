@@ -52,7 +52,10 @@ impl ObjectStoreBackend {
         // fsync files and their folders before a put returns: a pack must be durable before
         // the index naming it is written (formats/, ordering rules).
         let fs = object_store::local::LocalFileSystem::new_with_prefix(dir)
-            .map_err(|e| Error::Store { object: location.clone(), detail: e.to_string() })?
+            .map_err(|e| Error::Store {
+                object: location.clone(),
+                detail: e.to_string(),
+            })?
             .with_fsync(true);
         Ok(ObjectStoreBackend {
             inner: Arc::new(fs),
@@ -100,7 +103,10 @@ impl Store for ObjectStoreBackend {
         let truncated = |size: u64| {
             Error::corrupt(
                 format!("{}/{name}", self.location),
-                format!("object is truncated: bytes {}..{} lie beyond its end at {size}", range.start, range.end),
+                format!(
+                    "object is truncated: bytes {}..{} lie beyond its end at {size}",
+                    range.start, range.end
+                ),
             )
         };
         match run(self.inner.get_range(&path, range.clone())) {

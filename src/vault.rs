@@ -207,7 +207,10 @@ impl Vault {
                 continue;
             };
             if kf.version > 1 {
-                skipped.push(format!("{} has newer version {}; upgrade sitevault", k.name, kf.version));
+                skipped.push(format!(
+                    "{} has newer version {}; upgrade sitevault",
+                    k.name, kf.version
+                ));
                 continue;
             }
             match kf.open(password) {
@@ -219,7 +222,10 @@ impl Vault {
         if !skipped.is_empty() {
             return Err(Error::corrupt(
                 format!("keys of vault {}", store.location()),
-                format!("the password opened no key file, and some could not be tried: {}", skipped.join("; ")),
+                format!(
+                    "the password opened no key file, and some could not be tried: {}",
+                    skipped.join("; ")
+                ),
             ));
         }
         Err(Error::WrongPassword {
@@ -402,7 +408,10 @@ impl Vault {
         let bytes = self.load_object(SNAPSHOTS, id)?;
         let v: serde_json::Value = serde_json::from_slice(&bytes)
             .map_err(|e| Error::corrupt(format!("snapshot {id}"), e.to_string()))?;
-        let newer = v.get("format_version").and_then(|f| f.as_u64()).filter(|f| *f > SNAPSHOT_VERSION as u64);
+        let newer = v
+            .get("format_version")
+            .and_then(|f| f.as_u64())
+            .filter(|f| *f > SNAPSHOT_VERSION as u64);
         if let Some(found) = newer {
             return Err(Error::UnsupportedVersion {
                 location: format!("{} (snapshot {})", self.location(), id.short()),
@@ -416,7 +425,12 @@ impl Vault {
 
     /// Ids and sizes of the objects under `prefix`.
     pub fn list_ids(&self, prefix: &str) -> Result<Vec<(Id, u64)>> {
-        Ok(self.store.list(prefix)?.into_iter().filter_map(|o| Some((id_from_name(&o.name)?, o.size))).collect())
+        Ok(self
+            .store
+            .list(prefix)?
+            .into_iter()
+            .filter_map(|o| Some((id_from_name(&o.name)?, o.size)))
+            .collect())
     }
 
     /// All snapshots, oldest first.

@@ -310,11 +310,23 @@ fn restore(a: RestoreArgs) -> Result<u8> {
     if !r.errors.is_empty() {
         // One line for scripts; `--json` lists every failure.
         const SHOWN: usize = 3;
-        let mut line = r.errors.iter().take(SHOWN).cloned().collect::<Vec<_>>().join("; ");
+        let mut line = r
+            .errors
+            .iter()
+            .take(SHOWN)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("; ");
         if r.errors.len() > SHOWN {
-            line.push_str(&format!("; and {} more (see --json)", r.errors.len() - SHOWN));
+            line.push_str(&format!(
+                "; and {} more (see --json)",
+                r.errors.len() - SHOWN
+            ));
         }
-        eprintln!("error: {} entries could not be restored: {line}", r.errors.len());
+        eprintln!(
+            "error: {} entries could not be restored: {line}",
+            r.errors.len()
+        );
         return Ok(EXIT_ERROR);
     }
     Ok(EXIT_OK)

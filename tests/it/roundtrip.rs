@@ -433,6 +433,10 @@ fn restore_original_puts_everything_back() {
     set_mode(&src.join("data/mode.txt"), 0o777);
     fs::remove_file(src.join("link")).unwrap();
     symlink("elsewhere", src.join("link")).unwrap();
+    // The parent folder is shared, not archived: `--original` must leave its metadata alone.
+    set_mode(work.path(), 0o751);
+    set_mtime(work.path(), 1_234_567_890, 7);
+    let parent_before = fs::metadata(work.path()).unwrap();
 
     let out = sv()
         .args(["restore", "--repo"])
@@ -447,4 +451,16 @@ fn restore_original_puts_everything_back() {
     );
     assert_trees_equal(&copy, &src);
     assert_no_temporaries(&src);
+    let parent_after = fs::metadata(work.path()).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        parent_after.mode() & 0o7777,
+        0o751,
+        "parent folder mode was changed"
+    );
+    assert_eq!(
+        parent_after.mtime(),
+        parent_before.mtime(),
+        "parent folder mtime was changed"
+    );
 }
