@@ -143,7 +143,7 @@ fn index(c: &mut Criterion) {
     let after = LIVE.load(Ordering::Relaxed);
     let per_entry = (after - before) as f64 / N as f64;
     eprintln!(
-        "index: {N} entries in {} packs use {} heap bytes = {per_entry:.1} bytes per entry (spec: <= 48 + 33/{PER_PACK} per pack)",
+        "index: {N} entries in {} packs use {} heap bytes = {per_entry:.1} bytes per entry (spec: 48 per entry + 33 per pack + 256 KiB of buckets)",
         packs.len(),
         after - before
     );

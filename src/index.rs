@@ -119,15 +119,23 @@ pub struct BlobLocation {
 pub struct Index {
     packs: Vec<(Id, BlobKind)>,
     entries: Vec<IndexEntry>,
-    sorted: bool,
+    /// `buckets[b]..buckets[b + 1]` are the entries whose id starts with the 16 bits `b`; it
+    /// turns a lookup's ~20 cache misses over the whole array into one or two (256 KiB in all,
+    /// independent of the number of blobs). Empty until [`Index::finish`].
+    buckets: Vec<u32>,
+}
+
+const BUCKETS: usize = 1 << 16;
+
+fn bucket(id: &Id) -> usize {
+    u16::from_be_bytes([id.0[0], id.0[1]]) as usize
 }
 
 impl Index {
     pub fn new() -> Index {
-        Index {
-            sorted: true,
-            ..Default::default()
-        }
+        let mut i = Index::default();
+        i.finish();
+        i
     }
 
     /// Add a pack's blobs; call [`Index::finish`] before lookups.
@@ -141,16 +149,27 @@ impl Index {
             stored_len: b.stored_len,
             raw_len: b.raw_len,
         }));
-        self.sorted = false;
+        self.buckets = Vec::new();
     }
 
     /// Sort and drop duplicate blob entries (the same blob in two packs keeps the first seen).
     pub fn finish(&mut self) {
-        if !self.sorted {
-            self.entries.sort_by(|a, b| a.id.cmp(&b.id));
-            self.entries.dedup_by(|a, b| a.id == b.id);
-            self.sorted = true;
+        if !self.buckets.is_empty() {
+            return;
         }
+        self.entries.sort_by(|a, b| a.id.cmp(&b.id));
+        self.entries.dedup_by(|a, b| a.id == b.id);
+        // Growth left spare capacity; the 48-byte claim is about the array as kept.
+        self.entries.shrink_to_fit();
+        self.packs.shrink_to_fit();
+        let mut buckets = vec![0u32; BUCKETS + 1];
+        for e in &self.entries {
+            buckets[bucket(&e.id) + 1] += 1;
+        }
+        for b in 1..=BUCKETS {
+            buckets[b] += buckets[b - 1];
+        }
+        self.buckets = buckets;
     }
 
     pub fn len(&self) -> usize {
@@ -166,11 +185,16 @@ impl Index {
     }
 
     fn find(&self, id: &Id) -> Option<&IndexEntry> {
-        assert!(self.sorted, "Index::finish must run before lookups");
-        self.entries
+        assert!(
+            !self.buckets.is_empty(),
+            "Index::finish must run before lookups"
+        );
+        let b = bucket(id);
+        let slice = &self.entries[self.buckets[b] as usize..self.buckets[b + 1] as usize];
+        slice
             .binary_search_by(|e| e.id.cmp(id))
             .ok()
-            .map(|i| &self.entries[i])
+            .map(|i| &slice[i])
     }
 
     pub fn get(&self, id: &Id) -> Option<BlobLocation> {
