@@ -105,3 +105,84 @@ pub fn select<'a>(
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn arb_snapshot() -> impl Strategy<Value = Snapshot> {
+        (
+            (any::<i64>(), any::<u32>()),
+            "\\PC{0,20}",
+            "\\PC{0,20}",
+            proptest::collection::vec("\\PC{0,10}", 0..4),
+            proptest::collection::vec("\\PC{0,40}", 1..4),
+            any::<bool>(),
+            any::<[u8; 32]>(),
+            any::<bool>(),
+            (any::<u64>(), any::<u64>(), any::<u64>(), 0u32..1_000_000),
+        )
+            .prop_map(
+                |(
+                    (secs, nanos),
+                    host,
+                    label,
+                    tags,
+                    paths,
+                    win,
+                    tree,
+                    complete,
+                    (files, read, added, ms),
+                )| {
+                    let time = Timestamp::new(
+                        secs.rem_euclid(200_000_000_000) - 100_000_000_000,
+                        (nanos % 1_000_000_000) as i32,
+                    )
+                    .unwrap_or(Timestamp::UNIX_EPOCH);
+                    Snapshot {
+                        format_version: SNAPSHOT_VERSION,
+                        program_version: "0.1.0".into(),
+                        time,
+                        host,
+                        label,
+                        tags,
+                        paths,
+                        path_style: if win {
+                            PathStyle::Windows
+                        } else {
+                            PathStyle::Unix
+                        },
+                        tree: Id(tree),
+                        complete,
+                        summary: Summary {
+                            files,
+                            bytes_read: read,
+                            bytes_added: added,
+                            duration_secs: ms as f64 / 1000.0,
+                            ..Summary::default()
+                        },
+                    }
+                },
+            )
+    }
+
+    proptest! {
+        #[test]
+        fn snapshot_json_round_trips(s in arb_snapshot()) {
+            let json = serde_json::to_vec(&s).unwrap();
+            let back: Snapshot = serde_json::from_slice(&json).unwrap();
+            prop_assert_eq!(back, s);
+        }
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored() {
+        let json = r#"{"format_version":1,"program_version":"9.9","time":"2026-11-22T03:00:00Z","host":"h",
+            "paths":["/x"],"path_style":"unix","tree":"0000000000000000000000000000000000000000000000000000000000000000",
+            "complete":true,"new_field":{"a":1},"summary":{"files":1,"future":2}}"#;
+        let s: Snapshot = serde_json::from_str(json).unwrap();
+        assert_eq!(s.summary.files, 1);
+        assert_eq!(s.label, "");
+    }
+}
