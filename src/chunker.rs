@@ -144,12 +144,92 @@ impl Chunker {
 
     /// Chunk lengths for data held entirely in memory.
     pub fn chunk_lengths(&self, policy: Policy, data: &[u8]) -> Vec<usize> {
+        let mut last = 0;
+        self.boundaries(policy, data, true)
+            .into_iter()
+            .map(|b| b - std::mem::replace(&mut last, b))
+            .collect()
+    }
+
+    /// Whether a chunk may start at `pos` of a buffer of `len` bytes: unless `eof`, at least one
+    /// maximum chunk must follow, or the cut could depend on bytes not yet read.
+    fn can_cut(&self, len: usize, pos: usize, eof: bool) -> bool {
+        pos < len && (eof || len - pos >= self.max_chunk())
+    }
+
+    /// Append the ends of the chunks that start at `from` and before `until`; returns the last end.
+    fn walk(
+        &self,
+        policy: Policy,
+        buf: &[u8],
+        eof: bool,
+        from: usize,
+        until: usize,
+        out: &mut Vec<usize>,
+    ) -> usize {
+        let mut pos = from;
+        while pos < until && self.can_cut(buf.len(), pos, eof) {
+            pos += self.next_chunk_len(policy, &buf[pos..], eof);
+            out.push(pos);
+        }
+        pos
+    }
+
+    /// End offsets of the chunks of `buf`, which starts at a chunk boundary. Unless `eof`, it
+    /// stops where fewer than [`Chunker::max_chunk`] bytes remain; the caller keeps the rest
+    /// (from the last end) and calls again with more data.
+    pub fn boundaries(&self, policy: Policy, buf: &[u8], eof: bool) -> Vec<usize> {
         let mut out = Vec::new();
-        let mut pos = 0;
-        while pos < data.len() {
-            let n = self.next_chunk_len(policy, &data[pos..], true);
-            out.push(n);
-            pos += n;
+        self.walk(policy, buf, eof, 0, buf.len(), &mut out);
+        out
+    }
+
+    /// Same result as [`Chunker::boundaries`], computed on all cores: each `segment`-sized piece
+    /// is chunked from its own start in parallel, then the pieces are stitched. A cut depends
+    /// only on where its chunk starts, so once the serial sequence of ends meets one of a
+    /// piece's ends, all further ends in that piece are the same; until it meets one, the
+    /// stitcher cuts serially (usually one or two chunks).
+    pub fn boundaries_parallel(
+        &self,
+        policy: Policy,
+        buf: &[u8],
+        eof: bool,
+        segment: usize,
+    ) -> Vec<usize> {
+        use rayon::prelude::*;
+        let segment = segment.max(self.max_chunk());
+        let n = buf.len().div_ceil(segment);
+        if n <= 1 || matches!(policy, Policy::Fixed(_)) {
+            return self.boundaries(policy, buf, eof);
+        }
+        let end_of = |k: usize| ((k + 1) * segment).min(buf.len());
+        let pieces: Vec<Vec<usize>> = (0..n)
+            .into_par_iter()
+            .map(|k| {
+                let mut v = Vec::with_capacity(segment / self.params.cdc_avg as usize + 2);
+                self.walk(policy, buf, eof, k * segment, end_of(k), &mut v);
+                v
+            })
+            .collect();
+        let mut pieces = pieces.into_iter();
+        let mut out = pieces.next().unwrap_or_default();
+        let mut pos = out.last().copied().unwrap_or(0);
+        for (k, piece) in (1..n).zip(pieces) {
+            let (start, end) = (k * segment, end_of(k));
+            while pos < end && self.can_cut(buf.len(), pos, eof) {
+                let synced = if pos == start {
+                    Some(0)
+                } else {
+                    piece.binary_search(&pos).ok().map(|i| i + 1)
+                };
+                if let Some(from) = synced {
+                    out.extend_from_slice(&piece[from..]);
+                    pos = out.last().copied().unwrap_or(pos).max(pos);
+                    break;
+                }
+                pos += self.next_chunk_len(policy, &buf[pos..], eof);
+                out.push(pos);
+            }
         }
         out
     }
@@ -202,6 +282,57 @@ mod tests {
         let lens = c.chunk_lengths(Policy::ContentDefined, &vec![0u8; 20_000]);
         assert_eq!(lens[..4], [4096, 4096, 4096, 4096]);
         assert_eq!(lens.iter().sum::<usize>(), 20_000);
+    }
+
+    /// Data with the shapes that stress stitching: random runs, zero runs (no cut point but the
+    /// maximum), and short repeated patterns.
+    fn shaped(parts: &[(u8, usize, u64)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for &(kind, len, seed) in parts {
+            match kind % 3 {
+                0 => {
+                    let mut v = vec![0u8; len];
+                    blake3::Hasher::new_keyed(&[seed as u8; 32])
+                        .finalize_xof()
+                        .fill(&mut v);
+                    out.extend(v);
+                }
+                1 => out.extend(std::iter::repeat_n(0u8, len)),
+                _ => out.extend((0..len).map(|i| b"ABCDEFG"[i % (2 + seed as usize % 5)])),
+            }
+        }
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn parallel_boundaries_equal_serial(
+            parts in proptest::collection::vec((any::<u8>(), 0usize..30_000, any::<u64>()), 0..6),
+            segment in 4096usize..20_000,
+            eof in any::<bool>(),
+            seed in any::<u64>(),
+        ) {
+            let data = shaped(&parts);
+            let c = small(seed);
+            prop_assert_eq!(
+                c.boundaries_parallel(Policy::ContentDefined, &data, eof, segment),
+                c.boundaries(Policy::ContentDefined, &data, eof)
+            );
+        }
+
+        #[test]
+        fn parallel_boundaries_around_segment_multiples(k in 1usize..5, delta in -3i64..=3, seed in any::<u64>()) {
+            let segment = 8192;
+            let len = (k * segment) as i64 + delta;
+            let data = shaped(&[(0, len.max(0) as usize, seed)]);
+            let c = small(seed);
+            for eof in [true, false] {
+                prop_assert_eq!(
+                    c.boundaries_parallel(Policy::ContentDefined, &data, eof, segment),
+                    c.boundaries(Policy::ContentDefined, &data, eof)
+                );
+            }
+        }
     }
 
     proptest! {
