@@ -65,16 +65,37 @@ fn compressible(len: usize) -> Vec<u8> {
 }
 
 fn chunking(c: &mut Criterion) {
-    let data = random(32 << 20, 1);
+    let data = random(64 << 20, 1);
     let chunker = Chunker::new(ChunkerParams::default(), 42).unwrap();
+    let serial = chunker.boundaries(Policy::ContentDefined, &data, true);
+    let parallel = chunker.boundaries_parallel(Policy::ContentDefined, &data, true, 16 << 20);
+    assert_eq!(
+        serial, parallel,
+        "parallel chunking must cut exactly where serial chunking does"
+    );
     let mut g = c.benchmark_group("chunker");
     g.throughput(Throughput::Bytes(data.len() as u64));
     g.sample_size(10);
-    g.bench_function("cdc_serial_32MiB", |b| {
-        b.iter(|| black_box(chunker.chunk_lengths(Policy::ContentDefined, &data).len()))
+    g.bench_function("cdc_serial_64MiB", |b| {
+        b.iter(|| {
+            black_box(
+                chunker
+                    .boundaries(Policy::ContentDefined, &data, true)
+                    .len(),
+            )
+        })
     });
-    g.bench_function("fixed64k_32MiB", |b| {
-        b.iter(|| black_box(chunker.chunk_lengths(Policy::Fixed(65536), &data).len()))
+    g.bench_function("cdc_parallel_16MiB_segments_64MiB", |b| {
+        b.iter(|| {
+            black_box(
+                chunker
+                    .boundaries_parallel(Policy::ContentDefined, &data, true, 16 << 20)
+                    .len(),
+            )
+        })
+    });
+    g.bench_function("fixed64k_64MiB", |b| {
+        b.iter(|| black_box(chunker.boundaries(Policy::Fixed(65536), &data, true).len()))
     });
     g.finish();
 }

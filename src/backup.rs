@@ -1,12 +1,12 @@
 //! Backup: walk the given paths, chunk and store new blobs in packs, write trees bottom-up,
 //! then the index and finally the snapshot.
 
-use std::collections::HashSet;
 use std::fs::{File, Metadata};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{SyncSender, sync_channel};
 use std::time::Instant;
 
 use jiff::Timestamp;
@@ -15,15 +15,20 @@ use rayon::prelude::*;
 use crate::chunker::{Chunker, Policy};
 use crate::error::{Error, Result};
 use crate::id::Id;
-use crate::index::{Index, IndexFile, IndexPack};
-use crate::pack::{BlobKind, PackWriter};
+use crate::pack::BlobKind;
+use crate::packer::{PACKS_IN_FLIGHT, Packer, upload_packs};
 use crate::paths::{self, PathStyle};
 use crate::snapshot::{SNAPSHOT_VERSION, Snapshot, Summary};
 use crate::tree::{Node, NodeKind, Tree, UnixMeta};
 use crate::vault::Vault;
 
-/// Write an index file after this many packs, so a killed backup loses little indexing work.
-const PACKS_PER_INDEX: usize = 8;
+/// Files at least this large go to the big-file worker, one at a time, chunked and sealed on
+/// all cores; smaller ones are read whole by the directory walkers, many at once.
+const BIG_FILE: u64 = 16 << 20;
+/// Bytes read per step of a big file, and the piece each core chunks. Memory per big file is
+/// about three batches (being read, being sealed, sealed), whatever the file's size.
+const BATCH: usize = 64 << 20;
+const SEGMENT: usize = 16 << 20;
 
 #[derive(Debug, Clone, Default)]
 pub struct BackupOptions {
@@ -90,23 +95,25 @@ struct Counters {
     dirs: AtomicU64,
     symlinks: AtomicU64,
     bytes_read: AtomicU64,
-    bytes_added: AtomicU64,
-    data_blobs: AtomicU64,
-    tree_blobs: AtomicU64,
 }
 
 struct Session<'a> {
     vault: &'a Vault,
-    index: &'a Index,
     observer: &'a dyn BackupObserver,
-    /// Blobs this run has already queued, so concurrent files never store one twice.
-    claimed: Mutex<HashSet<Id>>,
-    data_pack: Mutex<PackWriter>,
-    tree_pack: Mutex<PackWriter>,
-    /// Stored packs not yet named by an index file.
-    unindexed: Mutex<Vec<IndexPack>>,
+    packer: Packer<'a>,
+    /// Hands big files to the big-file worker; `None` once the walk is over.
+    big: Mutex<Option<SyncSender<BigJob>>>,
     warnings: Mutex<Vec<Warning>>,
     n: Counters,
+}
+
+type Chunked = Result<(Vec<Id>, u64), ChunkError>;
+
+/// A big file for the big-file worker, and where to send its chunk ids.
+struct BigJob {
+    file: File,
+    policy: Policy,
+    reply: SyncSender<Chunked>,
 }
 
 /// Back up `opts.paths` into one snapshot.
@@ -133,37 +140,54 @@ pub fn backup(
     let mut index = vault.load_index()?;
     vault.adopt_unindexed_packs(&mut index)?;
 
+    let (up_tx, up_rx) = sync_channel(PACKS_IN_FLIGHT);
+    let (big_tx, big_rx) = sync_channel::<BigJob>(0);
     let s = Session {
         vault,
-        index: &index,
         observer,
-        claimed: Mutex::new(HashSet::new()),
-        data_pack: Mutex::new(PackWriter::new(BlobKind::Data)),
-        tree_pack: Mutex::new(PackWriter::new(BlobKind::Tree)),
-        unindexed: Mutex::new(Vec::new()),
+        packer: Packer::new(vault, &index, up_tx),
+        big: Mutex::new(Some(big_tx)),
         warnings: Mutex::new(Vec::new()),
         n: Counters::default(),
     };
+    // Big files get their own pool: its threads never wait on the walkers, so a walker that
+    // blocks waiting for a big file cannot deadlock the work it waits for.
+    let data_pool = rayon::ThreadPoolBuilder::new()
+        .thread_name(|i| format!("sitevault-data-{i}"))
+        .build()
+        .map_err(|e| Error::InvalidInput(format!("cannot start worker threads: {e}")))?;
 
     let style = PathStyle::native();
     let mut vroot = VDir::default();
     for r in &roots {
         vroot.insert(style, &paths::components(r)?, r.clone());
     }
-    let root_tree = s.archive_virtual(&vroot, Path::new(""))?;
-    let tree = s.add_blob(BlobKind::Tree, &root_tree.encode())?;
-
-    // Ordering: every pack, then the index naming them, then the snapshot.
-    for lock in [&s.data_pack, &s.tree_pack] {
-        let w = std::mem::replace(
-            &mut *lock.lock().expect("pack lock"),
-            PackWriter::new(BlobKind::Data),
-        );
-        if !w.is_empty() {
-            s.store_pack(w)?;
-        }
-    }
-    s.flush_index()?;
+    let (walked, uploaded) = std::thread::scope(|scope| {
+        let uploader = scope.spawn(|| upload_packs(vault, up_rx));
+        let big_worker = scope.spawn(|| {
+            for job in big_rx {
+                let r = data_pool.install(|| s.chunk_stream_into_packs(job.file, job.policy));
+                let _ = job.reply.send(r);
+            }
+        });
+        let walked = s.archive_virtual(&vroot, Path::new("")).and_then(|root| {
+            s.big.lock().expect("big lock").take();
+            let tree = s.packer.add_blob(BlobKind::Tree, &root.encode())?;
+            s.packer.finish()?;
+            Ok(tree)
+        });
+        // On every path: end the workers so the scope can close.
+        s.big.lock().expect("big lock").take();
+        s.packer.close();
+        let uploaded = uploader
+            .join()
+            .unwrap_or_else(|_| Err(Error::InvalidInput("the pack uploader panicked".into())));
+        let _ = big_worker.join();
+        (walked, uploaded)
+    });
+    // Ordering: every pack and the index files naming them are stored; only now the snapshot.
+    let uploaded = uploaded?;
+    let tree = walked?;
 
     let warnings = s.warnings.into_inner().expect("warnings lock");
     let unreadable = warnings
@@ -179,9 +203,9 @@ pub fn backup(
         dirs: s.n.dirs.load(Ordering::Relaxed),
         symlinks: s.n.symlinks.load(Ordering::Relaxed),
         bytes_read: s.n.bytes_read.load(Ordering::Relaxed),
-        bytes_added: s.n.bytes_added.load(Ordering::Relaxed),
-        data_blobs_added: s.n.data_blobs.load(Ordering::Relaxed),
-        tree_blobs_added: s.n.tree_blobs.load(Ordering::Relaxed),
+        bytes_added: uploaded.bytes,
+        data_blobs_added: s.packer.data_blobs.load(Ordering::Relaxed),
+        tree_blobs_added: s.packer.tree_blobs.load(Ordering::Relaxed),
         files_unreadable: unreadable,
         files_changed: changed,
         duration_secs: started.elapsed().as_secs_f64(),
@@ -265,62 +289,6 @@ impl Session<'_> {
         self.warnings.lock().expect("warnings lock").push(w);
     }
 
-    /// Store `data` as a blob unless the vault or this run already has it.
-    fn add_blob(&self, kind: BlobKind, data: &[u8]) -> Result<Id> {
-        let id = self.vault.blob_id(data);
-        if self.index.contains(&id) || !self.claimed.lock().expect("claim lock").insert(id) {
-            return Ok(id);
-        }
-        let sealed = self.vault.seal_blob(data)?;
-        let lock = match kind {
-            BlobKind::Data => &self.data_pack,
-            BlobKind::Tree => &self.tree_pack,
-        };
-        let full = {
-            let mut w = lock.lock().expect("pack lock");
-            w.add(id, &sealed, data.len());
-            if w.len() >= self.vault.config().pack_size as usize {
-                Some(std::mem::replace(&mut *w, PackWriter::new(kind)))
-            } else {
-                None
-            }
-        };
-        match kind {
-            BlobKind::Data => self.n.data_blobs.fetch_add(1, Ordering::Relaxed),
-            BlobKind::Tree => self.n.tree_blobs.fetch_add(1, Ordering::Relaxed),
-        };
-        if let Some(w) = full {
-            self.store_pack(w)?;
-        }
-        Ok(id)
-    }
-
-    fn store_pack(&self, w: PackWriter) -> Result<()> {
-        let kind = w.kind();
-        let (bytes, id, blobs) = w.finish(self.vault.sealer())?;
-        self.n
-            .bytes_added
-            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        self.vault.save_pack(&id, bytes)?;
-        let ready = {
-            let mut u = self.unindexed.lock().expect("index lock");
-            u.push(IndexPack { id, kind, blobs });
-            u.len() >= PACKS_PER_INDEX
-        };
-        if ready { self.flush_index() } else { Ok(()) }
-    }
-
-    fn flush_index(&self) -> Result<()> {
-        let packs = std::mem::take(&mut *self.unindexed.lock().expect("index lock"));
-        if !packs.is_empty() {
-            self.vault.save_index(&IndexFile {
-                supersedes: vec![],
-                packs,
-            })?;
-        }
-        Ok(())
-    }
-
     /// Build the tree for a level of the virtual tree of given paths.
     fn archive_virtual(&self, dir: &VDir, local: &Path) -> Result<Tree> {
         if let [(name, VNode::Given(p))] = dir.children.as_slice() {
@@ -348,7 +316,7 @@ impl Session<'_> {
                     };
                     let sub = self.archive_virtual(d, &path)?;
                     let meta = std::fs::metadata(&path).ok();
-                    let subtree = self.add_blob(BlobKind::Tree, &sub.encode())?;
+                    let subtree = self.packer.add_blob(BlobKind::Tree, &sub.encode())?;
                     self.n.dirs.fetch_add(1, Ordering::Relaxed);
                     let mut node =
                         base_node(name.clone(), NodeKind::Dir { subtree }, meta.as_ref());
@@ -381,7 +349,7 @@ impl Session<'_> {
             let Some(tree) = self.read_dir_tree(path)? else {
                 return Ok(None);
             };
-            let subtree = self.add_blob(BlobKind::Tree, &tree.encode())?;
+            let subtree = self.packer.add_blob(BlobKind::Tree, &tree.encode())?;
             self.n.dirs.fetch_add(1, Ordering::Relaxed);
             let mut node = base_node(name, NodeKind::Dir { subtree }, Some(&meta));
             node.size = 0;
@@ -452,7 +420,7 @@ impl Session<'_> {
             Err(e) => return unreadable(e),
         };
         let policy = self.vault.chunker().policy_for(&name);
-        let chunks = match self.chunk_file(file, policy) {
+        let chunks = match self.chunk_file(file, policy, meta.len()) {
             Ok(c) => c,
             Err(ChunkError::Io(e)) => return unreadable(e),
             Err(ChunkError::Vault(e)) => return Err(e),
@@ -475,49 +443,90 @@ impl Session<'_> {
     }
 
     /// Read `file` to the end, cutting chunks and storing new ones. Returns ids and bytes read.
-    fn chunk_file(&self, file: File, policy: Policy) -> Result<(Vec<Id>, u64), ChunkError> {
+    /// Big files are handed to the big-file worker; this walker waits for the answer.
+    fn chunk_file(&self, file: File, policy: Policy, size: u64) -> Chunked {
+        if size >= BIG_FILE {
+            let tx = self.big.lock().expect("big lock").clone();
+            if let Some(tx) = tx {
+                let (reply, answer) = sync_channel(1);
+                if tx
+                    .send(BigJob {
+                        file,
+                        policy,
+                        reply,
+                    })
+                    .is_ok()
+                {
+                    return answer.recv().unwrap_or_else(|_| {
+                        Err(ChunkError::Vault(Error::InvalidInput(
+                            "the big-file worker stopped".into(),
+                        )))
+                    });
+                }
+                return Err(ChunkError::Vault(Error::InvalidInput(
+                    "the big-file worker stopped".into(),
+                )));
+            }
+        }
+        self.chunk_stream_into_packs(file, policy)
+    }
+
+    fn chunk_stream_into_packs(&self, file: File, policy: Policy) -> Chunked {
         let mut ids = Vec::new();
-        let total = chunk_stream(self.vault.chunker(), policy, file, |chunk| {
-            ids.push(self.add_blob(BlobKind::Data, chunk)?);
-            Ok(())
-        })?;
+        let total = chunk_stream(
+            self.vault.chunker(),
+            policy,
+            file,
+            (BATCH, SEGMENT),
+            |buf, ends| {
+                ids.extend(self.packer.add_chunks(buf, ends)?);
+                Ok(())
+            },
+        )?;
         Ok((ids, total))
     }
 }
 
-/// Cut everything `reader` yields into chunks, calling `f` on each in order; returns the byte
-/// count. At least one maximum chunk stays buffered until EOF, so the cut points equal those
-/// of [`Chunker::chunk_lengths`] on the whole content however the reads are sized.
-pub(crate) fn chunk_stream<R: Read>(
+/// Cut everything `reader` yields into chunks, calling `f` with each batch and the end offsets
+/// of its chunks; returns the byte count. The next batch is read while `f` works on the current
+/// one. A chunk is only cut with a maximum chunk of data after it (or at EOF), so the cuts equal
+/// those of [`Chunker::boundaries`] on the whole content however reads fall.
+pub(crate) fn chunk_stream<R: Read + Send>(
     chunker: &Chunker,
     policy: Policy,
     mut reader: R,
-    mut f: impl FnMut(&[u8]) -> Result<()>,
+    (batch, segment): (usize, usize),
+    mut f: impl FnMut(&[u8], &[usize]) -> Result<()> + Send,
 ) -> Result<u64, ChunkError> {
-    let window = chunker.max_chunk();
-    let mut buf: Vec<u8> = Vec::new();
+    let batch = batch.max(2 * chunker.max_chunk());
+    let mut buf = Vec::new();
+    let mut eof = fill(&mut reader, &mut buf, batch)?;
     let mut total = 0u64;
-    let mut eof = false;
-    while !eof || !buf.is_empty() {
-        if !eof && buf.len() < 2 * window {
-            // read_to_end appends without zero-filling and sizes the buffer to small files.
-            let want = 2 * window - buf.len();
-            let got = (&mut reader)
-                .take(want as u64)
-                .read_to_end(&mut buf)
-                .map_err(ChunkError::Io)?;
-            eof = got < want;
+    loop {
+        let ends = chunker.boundaries_parallel(policy, &buf, eof, segment);
+        let used = ends.last().copied().unwrap_or(0);
+        total += used as u64;
+        if eof {
+            f(&buf, &ends).map_err(ChunkError::Vault)?;
+            return Ok(total);
         }
-        let mut pos = 0;
-        while pos < buf.len() && (eof || buf.len() - pos >= window) {
-            let n = chunker.next_chunk_len(policy, &buf[pos..], eof);
-            f(&buf[pos..pos + n]).map_err(ChunkError::Vault)?;
-            pos += n;
-            total += n as u64;
-        }
-        buf.drain(..pos);
+        let mut next = buf[used..].to_vec();
+        let (read, done) = rayon::join(|| fill(&mut reader, &mut next, batch), || f(&buf, &ends));
+        done.map_err(ChunkError::Vault)?;
+        eof = read?;
+        buf = next;
     }
-    Ok(total)
+}
+
+/// Append from `reader` until `buf` holds `batch` bytes; true at end of file. `read_to_end`
+/// appends without zero-filling and keeps buffers of small files small.
+fn fill<R: Read>(reader: &mut R, buf: &mut Vec<u8>, batch: usize) -> Result<bool, ChunkError> {
+    let want = batch.saturating_sub(buf.len());
+    let got = reader
+        .take(want as u64)
+        .read_to_end(buf)
+        .map_err(ChunkError::Io)?;
+    Ok(got < want)
 }
 
 #[derive(Debug)]
@@ -632,6 +641,7 @@ mod tests {
             zeros in 0usize..20_000,
             sizes in proptest::collection::vec(1usize..9000, 1..8),
             fixed in any::<bool>(),
+            batch in 8192usize..30_000,
         ) {
             let mut data = data;
             let mid = data.len() / 2;
@@ -639,7 +649,17 @@ mod tests {
             let c = small();
             let policy = if fixed { Policy::Fixed(512) } else { Policy::ContentDefined };
             let mut got = Vec::new();
-            let total = chunk_stream(&c, policy, Jagged { data: &data, sizes, i: 0 }, |ch| { got.push(ch.len()); Ok(()) }).unwrap();
+            let mut joined = Vec::new();
+            let total = chunk_stream(&c, policy, Jagged { data: &data, sizes, i: 0 }, (batch, 4096), |buf, ends| {
+                let mut last = 0;
+                for &e in ends {
+                    got.push(e - last);
+                    last = e;
+                }
+                joined.extend_from_slice(&buf[..last]);
+                Ok(())
+            }).unwrap();
+            prop_assert!(joined == data, "the chunks do not reassemble the input");
             prop_assert_eq!(total as usize, data.len());
             prop_assert_eq!(got, c.chunk_lengths(policy, &data));
         }

@@ -184,11 +184,12 @@ impl Chunker {
         out
     }
 
-    /// Same result as [`Chunker::boundaries`], computed on all cores: each `segment`-sized piece
-    /// is chunked from its own start in parallel, then the pieces are stitched. A cut depends
-    /// only on where its chunk starts, so once the serial sequence of ends meets one of a
-    /// piece's ends, all further ends in that piece are the same; until it meets one, the
-    /// stitcher cuts serially (usually one or two chunks).
+    /// Same result as [`Chunker::boundaries`], computed on all cores. Each `segment`-sized piece
+    /// is chunked from its own start in parallel, walking on past its end by two average chunks.
+    /// A cut depends only on where its chunk starts, so once the exact sequence of ends (which
+    /// reaches into a piece through the previous piece's overrun) meets one of that piece's
+    /// ends, every later end of the piece is exact too. The overrun almost always contains that
+    /// meeting point; if not, the stitcher cuts serially until it finds one.
     pub fn boundaries_parallel(
         &self,
         policy: Policy,
@@ -202,12 +203,20 @@ impl Chunker {
         if n <= 1 || matches!(policy, Policy::Fixed(_)) {
             return self.boundaries(policy, buf, eof);
         }
-        let end_of = |k: usize| ((k + 1) * segment).min(buf.len());
+        let overrun = 2 * self.params.cdc_avg as usize;
         let pieces: Vec<Vec<usize>> = (0..n)
             .into_par_iter()
             .map(|k| {
-                let mut v = Vec::with_capacity(segment / self.params.cdc_avg as usize + 2);
-                self.walk(policy, buf, eof, k * segment, end_of(k), &mut v);
+                let mut v =
+                    Vec::with_capacity((segment + overrun) / self.params.cdc_avg as usize + 2);
+                self.walk(
+                    policy,
+                    buf,
+                    eof,
+                    k * segment,
+                    (k + 1) * segment + overrun,
+                    &mut v,
+                );
                 v
             })
             .collect();
@@ -215,8 +224,9 @@ impl Chunker {
         let mut out = pieces.next().unwrap_or_default();
         let mut pos = out.last().copied().unwrap_or(0);
         for (k, piece) in (1..n).zip(pieces) {
-            let (start, end) = (k * segment, end_of(k));
-            while pos < end && self.can_cut(buf.len(), pos, eof) {
+            let start = k * segment;
+            let piece_end = piece.last().copied().unwrap_or(start);
+            while self.can_cut(buf.len(), pos, eof) && pos < piece_end.max(start + 1) {
                 let synced = if pos == start {
                     Some(0)
                 } else {
@@ -224,13 +234,15 @@ impl Chunker {
                 };
                 if let Some(from) = synced {
                     out.extend_from_slice(&piece[from..]);
-                    pos = out.last().copied().unwrap_or(pos).max(pos);
+                    pos = piece_end.max(pos);
                     break;
                 }
                 pos += self.next_chunk_len(policy, &buf[pos..], eof);
                 out.push(pos);
             }
         }
+        // Whatever no piece covered (no meeting point anywhere) is cut serially.
+        self.walk(policy, buf, eof, pos, buf.len(), &mut out);
         out
     }
 }

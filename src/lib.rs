@@ -11,6 +11,7 @@ pub mod error;
 pub mod id;
 pub mod index;
 pub mod pack;
+pub(crate) mod packer;
 pub mod paths;
 pub mod restore;
 pub mod snapshot;

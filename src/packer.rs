@@ -1,0 +1,176 @@
+//! The write half of a backup's data path: decide which blobs are new, seal them (on all
+//! cores), fill packs, and hand full packs to an uploader thread that stores them and writes
+//! index files. Bounded channels give backpressure, so memory does not grow with input size.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender};
+
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::index::{Index, IndexFile, IndexPack};
+use crate::pack::{BlobKind, PackWriter};
+use crate::vault::Vault;
+
+/// Write an index file after this many packs, so a killed backup loses little indexing work.
+pub(crate) const PACKS_PER_INDEX: usize = 8;
+/// Full packs waiting for the uploader; more would only hold memory.
+pub(crate) const PACKS_IN_FLIGHT: usize = 2;
+
+pub(crate) struct Packer<'a> {
+    vault: &'a Vault,
+    index: &'a Index,
+    /// Blobs this run has already queued, so concurrent files never store one twice.
+    claimed: Mutex<HashSet<Id>>,
+    data: Mutex<PackWriter>,
+    tree: Mutex<PackWriter>,
+    /// `None` once closed.
+    uploads: Mutex<Option<SyncSender<PackWriter>>>,
+    pub data_blobs: AtomicU64,
+    pub tree_blobs: AtomicU64,
+}
+
+impl<'a> Packer<'a> {
+    pub fn new(vault: &'a Vault, index: &'a Index, uploads: SyncSender<PackWriter>) -> Packer<'a> {
+        Packer {
+            vault,
+            index,
+            claimed: Mutex::new(HashSet::new()),
+            data: Mutex::new(PackWriter::new(BlobKind::Data)),
+            tree: Mutex::new(PackWriter::new(BlobKind::Tree)),
+            uploads: Mutex::new(Some(uploads)),
+            data_blobs: AtomicU64::new(0),
+            tree_blobs: AtomicU64::new(0),
+        }
+    }
+
+    /// True the first time this run sees a blob the vault does not have.
+    fn claim(&self, id: Id) -> bool {
+        !self.index.contains(&id) && self.claimed.lock().expect("claim lock").insert(id)
+    }
+
+    /// Store one blob unless the vault or this run already has it.
+    pub fn add_blob(&self, kind: BlobKind, data: &[u8]) -> Result<Id> {
+        let id = self.vault.blob_id(data);
+        if self.claim(id) {
+            let sealed = self.vault.seal_blob(data)?;
+            self.push(kind, id, &sealed, data.len())?;
+        }
+        Ok(id)
+    }
+
+    /// Store the data chunks of `buf` ending at `ends` (hashing and sealing in parallel on the
+    /// current rayon pool); returns their ids in order.
+    pub fn add_chunks(&self, buf: &[u8], ends: &[usize]) -> Result<Vec<Id>> {
+        let sealed: Vec<(Id, Option<Vec<u8>>, usize)> = (0..ends.len())
+            .into_par_iter()
+            .map(|i| {
+                let chunk = &buf[if i == 0 { 0 } else { ends[i - 1] }..ends[i]];
+                let id = self.vault.blob_id(chunk);
+                let sealed = if self.claim(id) {
+                    Some(self.vault.seal_blob(chunk)?)
+                } else {
+                    None
+                };
+                Ok((id, sealed, chunk.len()))
+            })
+            .collect::<Result<_>>()?;
+        let mut ids = Vec::with_capacity(sealed.len());
+        for (id, s, len) in sealed {
+            if let Some(s) = s {
+                self.push(BlobKind::Data, id, &s, len)?;
+            }
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+
+    fn push(&self, kind: BlobKind, id: Id, sealed: &[u8], raw_len: usize) -> Result<()> {
+        let (lock, counter) = match kind {
+            BlobKind::Data => (&self.data, &self.data_blobs),
+            BlobKind::Tree => (&self.tree, &self.tree_blobs),
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        let full = {
+            let mut w = lock.lock().expect("pack lock");
+            w.add(id, sealed, raw_len);
+            (w.len() >= self.vault.config().pack_size as usize)
+                .then(|| std::mem::replace(&mut *w, PackWriter::new(kind)))
+        };
+        match full {
+            Some(w) => self.send(w),
+            None => Ok(()),
+        }
+    }
+
+    fn send(&self, w: PackWriter) -> Result<()> {
+        // Clone the sender so the lock is not held while a full channel blocks.
+        let tx = self.uploads.lock().expect("upload lock").clone();
+        match tx {
+            Some(tx) => tx.send(w).map_err(|_| uploader_stopped()),
+            None => Err(uploader_stopped()),
+        }
+    }
+
+    /// Send the partly filled packs and close the upload channel.
+    pub fn finish(&self) -> Result<()> {
+        for (lock, kind) in [(&self.data, BlobKind::Data), (&self.tree, BlobKind::Tree)] {
+            let w = std::mem::replace(&mut *lock.lock().expect("pack lock"), PackWriter::new(kind));
+            if !w.is_empty() {
+                self.send(w)?;
+            }
+        }
+        self.close();
+        Ok(())
+    }
+
+    /// Close the upload channel (also on error paths, so the uploader thread ends).
+    pub fn close(&self) {
+        self.uploads.lock().expect("upload lock").take();
+    }
+}
+
+fn uploader_stopped() -> Error {
+    Error::Store {
+        object: "packs".into(),
+        detail: "the pack uploader stopped".into(),
+    }
+}
+
+/// What the uploader stored.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Uploaded {
+    pub packs: u64,
+    pub bytes: u64,
+}
+
+/// Store packs as they arrive, then the index files naming them (a pack always before its
+/// index file); runs until the channel closes.
+pub(crate) fn upload_packs(vault: &Vault, rx: Receiver<PackWriter>) -> Result<Uploaded> {
+    let mut done = Uploaded::default();
+    let mut unindexed: Vec<IndexPack> = Vec::new();
+    for w in rx {
+        let kind = w.kind();
+        let (bytes, id, blobs) = w.finish(vault.sealer())?;
+        done.bytes += bytes.len() as u64;
+        done.packs += 1;
+        vault.save_pack(&id, bytes)?;
+        unindexed.push(IndexPack { id, kind, blobs });
+        if unindexed.len() >= PACKS_PER_INDEX {
+            vault.save_index(&IndexFile {
+                supersedes: vec![],
+                packs: std::mem::take(&mut unindexed),
+            })?;
+        }
+    }
+    if !unindexed.is_empty() {
+        vault.save_index(&IndexFile {
+            supersedes: vec![],
+            packs: unindexed,
+        })?;
+    }
+    Ok(done)
+}
