@@ -15,6 +15,7 @@ use rayon::prelude::*;
 use crate::chunker::{Chunker, Policy};
 use crate::error::{Error, Result};
 use crate::id::Id;
+use crate::index::Index;
 use crate::pack::BlobKind;
 use crate::packer::{PACKS_IN_FLIGHT, Packer, upload_packs};
 use crate::paths::{self, PathStyle};
@@ -38,6 +39,8 @@ pub struct BackupOptions {
     pub tags: Vec<String>,
     /// Snapshot time; now when `None`.
     pub time: Option<Timestamp>,
+    /// Read every file, even those unchanged since the parent snapshot.
+    pub force_reread: bool,
 }
 
 /// Something the user should hear about; the backup goes on.
@@ -95,10 +98,14 @@ struct Counters {
     dirs: AtomicU64,
     symlinks: AtomicU64,
     bytes_read: AtomicU64,
+    unchanged: AtomicU64,
 }
 
 struct Session<'a> {
     vault: &'a Vault,
+    index: &'a Index,
+    /// Reuse chunk lists of files unchanged since the parent snapshot.
+    reuse: bool,
     observer: &'a dyn BackupObserver,
     packer: Packer<'a>,
     /// Hands big files to the big-file worker; `None` once the walk is over.
@@ -142,8 +149,15 @@ pub fn backup(
 
     let (up_tx, up_rx) = sync_channel(PACKS_IN_FLIGHT);
     let (big_tx, big_rx) = sync_channel::<BigJob>(0);
+    let parent = if opts.force_reread {
+        None
+    } else {
+        parent_tree(vault, &index, opts, &roots)
+    };
     let s = Session {
         vault,
+        index: &index,
+        reuse: parent.is_some(),
         observer,
         packer: Packer::new(vault, &index, up_tx),
         big: Mutex::new(Some(big_tx)),
@@ -170,12 +184,14 @@ pub fn backup(
                 let _ = job.reply.send(r);
             }
         });
-        let walked = s.archive_virtual(&vroot, Path::new("")).and_then(|root| {
-            s.big.lock().expect("big lock").take();
-            let tree = s.packer.add_blob(BlobKind::Tree, &root.encode())?;
-            s.packer.finish()?;
-            Ok(tree)
-        });
+        let walked = s
+            .archive_virtual(&vroot, Path::new(""), parent.as_ref())
+            .and_then(|root| {
+                s.big.lock().expect("big lock").take();
+                let tree = s.packer.add_blob(BlobKind::Tree, &root.encode())?;
+                s.packer.finish()?;
+                Ok(tree)
+            });
         // On every path: end the workers so the scope can close.
         s.big.lock().expect("big lock").take();
         s.packer.close();
@@ -206,6 +222,7 @@ pub fn backup(
         bytes_added: uploaded.bytes,
         data_blobs_added: s.packer.data_blobs.load(Ordering::Relaxed),
         tree_blobs_added: s.packer.tree_blobs.load(Ordering::Relaxed),
+        files_unchanged: s.n.unchanged.load(Ordering::Relaxed),
         files_unreadable: unreadable,
         files_changed: changed,
         duration_secs: started.elapsed().as_secs_f64(),
@@ -232,6 +249,37 @@ pub fn backup(
         snapshot,
         warnings,
     })
+}
+
+/// The entry called `name` in a parent snapshot's tree.
+fn find<'t>(tree: Option<&'t Tree>, name: &[u8]) -> Option<&'t Node> {
+    let nodes = &tree?.nodes;
+    nodes
+        .binary_search_by(|n| n.name.as_slice().cmp(name))
+        .ok()
+        .map(|i| &nodes[i])
+}
+
+/// The root tree of the newest snapshot of the same host, label and paths: its unchanged files
+/// are not read again. Any failure just means no parent.
+fn parent_tree(
+    vault: &Vault,
+    index: &Index,
+    opts: &BackupOptions,
+    roots: &[PathBuf],
+) -> Option<Tree> {
+    let paths: Vec<String> = roots
+        .iter()
+        .map(|r| r.to_string_lossy().into_owned())
+        .collect();
+    let snaps = vault.list_snapshots().ok()?;
+    let (_, snap) = snaps.iter().rev().find(|(_, s)| {
+        s.host == opts.host
+            && s.label == opts.label
+            && s.paths == paths
+            && s.path_style == PathStyle::native()
+    })?;
+    vault.load_tree(index, &snap.tree).ok()
 }
 
 /// The paths given to `backup`, merged into one tree of their components.
@@ -289,18 +337,51 @@ impl Session<'_> {
         self.warnings.lock().expect("warnings lock").push(w);
     }
 
+    /// The parent snapshot's tree for a directory entry, when there is one and it can be read.
+    fn subtree(&self, parent: Option<&Node>) -> Option<Tree> {
+        match &parent?.kind {
+            NodeKind::Dir { subtree } if self.reuse => {
+                self.vault.load_tree(self.index, subtree).ok()
+            }
+            _ => None,
+        }
+    }
+
+    /// The parent snapshot's node for a file whose size, mtime and (on Unix) ctime, inode and
+    /// device are unchanged, with this run's metadata: its chunks are reused without reading.
+    fn unchanged(&self, parent: Option<&Node>, name: &[u8], meta: &Metadata) -> Option<Node> {
+        let prev = parent.filter(|_| self.reuse)?;
+        let NodeKind::File { chunks } = &prev.kind else {
+            return None;
+        };
+        let now = base_node(
+            name.to_vec(),
+            NodeKind::File {
+                chunks: chunks.clone(),
+            },
+            Some(meta),
+        );
+        let same = now.size == prev.size
+            && now.mtime_ns == prev.mtime_ns
+            && now.ctime_ns == prev.ctime_ns
+            && now.inode == prev.inode
+            && now.device == prev.device
+            && chunks.iter().all(|c| self.index.contains(c));
+        same.then_some(now)
+    }
+
     /// Build the tree for a level of the virtual tree of given paths.
-    fn archive_virtual(&self, dir: &VDir, local: &Path) -> Result<Tree> {
+    fn archive_virtual(&self, dir: &VDir, local: &Path, parent: Option<&Tree>) -> Result<Tree> {
         if let [(name, VNode::Given(p))] = dir.children.as_slice() {
             if name.is_empty() {
-                return Ok(self.read_dir_tree(p)?.unwrap_or_default());
+                return Ok(self.read_dir_tree(p, parent.cloned())?.unwrap_or_default());
             }
         }
         let nodes: Vec<Option<Node>> = dir
             .children
             .par_iter()
             .map(|(name, v)| match v {
-                VNode::Given(p) => self.archive_entry(p, name.clone()),
+                VNode::Given(p) => self.archive_entry(p, name.clone(), find(parent, name)),
                 VNode::Parent(d) => {
                     let path = if local.as_os_str().is_empty() {
                         // Top-level component: a drive (`C:`) needs its root, `/x` needs `/`.
@@ -314,7 +395,8 @@ impl Session<'_> {
                     } else {
                         local.join(paths::local_name(name)?)
                     };
-                    let sub = self.archive_virtual(d, &path)?;
+                    let sub_parent = self.subtree(find(parent, name));
+                    let sub = self.archive_virtual(d, &path, sub_parent.as_ref())?;
                     let meta = std::fs::metadata(&path).ok();
                     let subtree = self.packer.add_blob(BlobKind::Tree, &sub.encode())?;
                     self.n.dirs.fetch_add(1, Ordering::Relaxed);
@@ -331,7 +413,12 @@ impl Session<'_> {
     }
 
     /// Archive one filesystem entry; `None` when it is left out (a warning says why).
-    fn archive_entry(&self, path: &Path, name: Vec<u8>) -> Result<Option<Node>> {
+    fn archive_entry(
+        &self,
+        path: &Path,
+        name: Vec<u8>,
+        parent: Option<&Node>,
+    ) -> Result<Option<Node>> {
         let meta = match std::fs::symlink_metadata(path) {
             Ok(m) => m,
             Err(e) => {
@@ -344,9 +431,15 @@ impl Session<'_> {
         };
         let ft = meta.file_type();
         if ft.is_file() {
+            if let Some(node) = self.unchanged(parent, &name, &meta) {
+                self.n.files.fetch_add(1, Ordering::Relaxed);
+                self.n.unchanged.fetch_add(1, Ordering::Relaxed);
+                self.observer.file_done(path, node.size);
+                return Ok(Some(node));
+            }
             self.archive_file(path, name, &meta)
         } else if ft.is_dir() {
-            let Some(tree) = self.read_dir_tree(path)? else {
+            let Some(tree) = self.read_dir_tree(path, self.subtree(parent))? else {
                 return Ok(None);
             };
             let subtree = self.packer.add_blob(BlobKind::Tree, &tree.encode())?;
@@ -381,7 +474,7 @@ impl Session<'_> {
     }
 
     /// The tree of a directory's entries, or `None` when it cannot be listed.
-    fn read_dir_tree(&self, path: &Path) -> Result<Option<Tree>> {
+    fn read_dir_tree(&self, path: &Path, parent: Option<Tree>) -> Result<Option<Tree>> {
         let listing =
             std::fs::read_dir(path).and_then(|rd| rd.collect::<std::io::Result<Vec<_>>>());
         let mut entries: Vec<(Vec<u8>, PathBuf)> = match listing {
@@ -400,7 +493,10 @@ impl Session<'_> {
         entries.sort();
         let nodes: Vec<Option<Node>> = entries
             .into_par_iter()
-            .map(|(name, p)| self.archive_entry(&p, name))
+            .map(|(name, p)| {
+                let prev = find(parent.as_ref(), &name);
+                self.archive_entry(&p, name, prev)
+            })
             .collect::<Result<_>>()?;
         Ok(Some(Tree {
             nodes: nodes.into_iter().flatten().collect(),

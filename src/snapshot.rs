@@ -22,7 +22,10 @@ pub struct Summary {
     pub bytes_added: u64,
     pub data_blobs_added: u64,
     pub tree_blobs_added: u64,
-    /// Files that could not be read; they are missing from the snapshot.
+    /// Files not read because they are unchanged since the parent snapshot (size, mtime,
+    /// ctime, inode): their chunk lists were reused.
+    pub files_unchanged: u64,
+    /// Entries that could not be read; they are missing from the snapshot.
     pub files_unreadable: u64,
     /// Files whose size or mtime changed while they were read.
     pub files_changed: u64,

@@ -79,6 +79,10 @@ pub struct BackupArgs {
     /// Print a JSON summary on stdout
     #[arg(long)]
     pub json: bool,
+    /// Read every file, even those unchanged (size, mtime, ctime, inode) since the last
+    /// snapshot of the same host, label and paths
+    #[arg(long)]
+    pub force_reread: bool,
     /// Files and folders to archive
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,

@@ -117,6 +117,7 @@ fn backup(a: BackupArgs) -> Result<u8> {
         label: a.label.clone(),
         tags: a.tags.clone(),
         time,
+        force_reread: a.force_reread,
     };
     let r = sitevault::backup(&vault, &opts, &StderrObserver)?;
     let s = &r.snapshot.summary;
@@ -141,8 +142,8 @@ fn backup(a: BackupArgs) -> Result<u8> {
         };
         println!("snapshot {} saved ({state})", r.id.short());
         println!(
-            "  files {}  dirs {}  symlinks {}",
-            s.files, s.dirs, s.symlinks
+            "  files {} ({} unchanged, not read)  dirs {}  symlinks {}",
+            s.files, s.files_unchanged, s.dirs, s.symlinks
         );
         println!(
             "  read {}, added {} to the vault ({} new chunks) in {:.2} s",

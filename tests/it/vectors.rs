@@ -262,6 +262,7 @@ fn snapshot(root: Id, bytes_added: u64) -> Snapshot {
             bytes_added,
             data_blobs_added: 2,
             tree_blobs_added: 3,
+            files_unchanged: 0,
             files_unreadable: 0,
             files_changed: 0,
             duration_secs: 0.25,
