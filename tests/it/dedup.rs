@@ -148,7 +148,7 @@ fn unchanged_files_are_not_read_again() {
 
     // The snapshot made from reused chunk lists restores byte-identical.
     let target = work.path().join("restore");
-    let reused = second["id"].as_str().unwrap();
+    let reused = third["id"].as_str().unwrap();
     sv().args(["restore", "--repo"])
         .arg(&repo)
         .args([reused, "--target"])
