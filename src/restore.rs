@@ -4,7 +4,6 @@
 
 use std::collections::HashSet;
 use std::fs::{self, File};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,12 +12,13 @@ use rayon::prelude::*;
 
 use crate::crypto::random_array;
 use crate::error::{Error, Result};
-use crate::index::Index;
+use crate::id::Id;
+use crate::index::{BlobLocation, Index, check_blob_kind};
 use crate::pack::BlobKind;
 use crate::paths;
 use crate::snapshot::Snapshot;
 use crate::tree::{Node, NodeKind};
-use crate::vault::Vault;
+use crate::vault::{Vault, pack_name};
 use crate::walk::{self, Entry};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,23 +135,32 @@ fn restore_file(
         hex::encode(random_array::<8>()?)
     ));
     let result = (|| -> Result<u64> {
-        let mut f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        // Final size first: the blocks are written in place, in parallel, and runs of zeros are
+        // never written, so they stay holes where the filesystem supports sparse files.
         f.set_len(node.size).map_err(|e| Error::io(&tmp, e))?;
-        let mut written = 0u64;
-        for id in chunks {
-            let data = vault.read_blob(index, id, BlobKind::Data)?;
-            f.write_all(&data).map_err(|e| Error::io(&tmp, e))?;
-            written += data.len() as u64;
-        }
-        if written != node.size {
+        let (runs, total) = plan_runs(index, chunks)?;
+        if total != node.size {
             return Err(Error::corrupt(
                 format!("file {}", path.display()),
                 format!(
-                    "chunks hold {written} bytes but the tree records {}",
+                    "chunks hold {total} bytes but the tree records {}",
                     node.size
                 ),
             ));
         }
+        runs.par_iter().try_for_each(|run| {
+            let name = pack_name(&run.pack);
+            let bytes = vault.store().get_range(&name, run.start..run.end)?;
+            for b in &run.blobs {
+                let at = (b.loc.offset as u64 - run.start) as usize;
+                let sealed = &bytes[at..at + b.loc.stored_len as usize];
+                let data = vault.open_blob(sealed, &b.id, b.loc.raw_len, &name)?;
+                write_sparse(&f, &data, b.file_offset).map_err(|e| Error::io(&tmp, e))?;
+            }
+            Ok::<(), Error>(())
+        })?;
+        let written = total;
         // No fsync per file: a restore interrupted by power loss is simply run again.
         drop(f);
         apply_metadata(&tmp, node, false)?;
@@ -162,6 +171,104 @@ fn restore_file(
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Blobs that lie back to back in one pack, fetched with one range read.
+struct Run {
+    pack: Id,
+    start: u64,
+    end: u64,
+    blobs: Vec<RunBlob>,
+}
+
+struct RunBlob {
+    id: Id,
+    loc: BlobLocation,
+    file_offset: u64,
+}
+
+/// Largest range read; bounds memory per restore thread.
+const MAX_RUN: u64 = 16 << 20;
+
+/// Group a file's chunks into range reads: consecutive chunks stored contiguously in the same
+/// pack (the usual case, since backup writes them in order) share one request. Returns the runs
+/// and the file size the chunks add up to.
+fn plan_runs(index: &Index, chunks: &[Id]) -> Result<(Vec<Run>, u64)> {
+    let mut runs: Vec<Run> = Vec::new();
+    let mut offset = 0u64;
+    for id in chunks {
+        let loc = index
+            .get(id)
+            .ok_or_else(|| Error::corrupt(format!("blob {id}"), "not in any index"))?;
+        check_blob_kind(loc.kind, BlobKind::Data, id)?;
+        let (start, end) = (loc.offset as u64, loc.offset as u64 + loc.stored_len as u64);
+        let blob = RunBlob {
+            id: *id,
+            loc,
+            file_offset: offset,
+        };
+        match runs.last_mut() {
+            Some(r) if r.pack == loc.pack && r.end == start && end - r.start <= MAX_RUN => {
+                r.end = end;
+                r.blobs.push(blob);
+            }
+            _ => runs.push(Run {
+                pack: loc.pack,
+                start,
+                end,
+                blobs: vec![blob],
+            }),
+        }
+        offset += loc.raw_len as u64;
+    }
+    Ok((runs, offset))
+}
+
+/// Holes are made in units of this many bytes, aligned to the file offset.
+const HOLE_UNIT: u64 = 64 * 1024;
+
+/// Write `data` at `offset`, skipping aligned all-zero units (the file was sized beforehand, so
+/// they read back as zeros and stay unallocated). Non-zero neighbours go out in one write.
+fn write_sparse(f: &File, data: &[u8], offset: u64) -> std::io::Result<()> {
+    let mut pos = 0usize;
+    let mut pending: Option<usize> = None; // start of a run of non-zero units
+    while pos < data.len() {
+        let abs = offset + pos as u64;
+        let end = data.len().min(pos + (HOLE_UNIT - abs % HOLE_UNIT) as usize);
+        let zero = data[pos..end].iter().all(|&b| b == 0);
+        match (zero, pending) {
+            (true, Some(start)) => {
+                write_all_at(f, &data[start..pos], offset + start as u64)?;
+                pending = None;
+            }
+            (false, None) => pending = Some(pos),
+            _ => {}
+        }
+        pos = end;
+    }
+    if let Some(start) = pending {
+        write_all_at(f, &data[start..], offset + start as u64)?;
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn write_all_at(f: &File, buf: &[u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(f, buf, offset)
+}
+
+#[cfg(windows)]
+fn write_all_at(f: &File, mut buf: &[u8], mut offset: u64) -> std::io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        let n = f.seek_write(buf, offset)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        buf = &buf[n..];
+        offset += n as u64;
+    }
+    Ok(())
 }
 
 fn restore_symlink(path: &Path, target: &[u8], node: &Node) -> Result<()> {

@@ -464,3 +464,42 @@ fn restore_original_puts_everything_back() {
         "parent folder mtime was changed"
     );
 }
+
+/// Runs of zeros are not written on restore, so they stay holes (where the filesystem allows):
+/// a 24 MiB file that is mostly zeros takes far less disk than its length, and reads back
+/// byte-identical.
+#[test]
+fn zero_runs_restore_as_holes() {
+    use std::os::unix::fs::MetadataExt;
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("db");
+    fs::create_dir_all(&src).unwrap();
+    let mut body = random_bytes(77, 1 << 20);
+    body.extend(std::iter::repeat_n(0u8, 22 << 20));
+    body.extend(random_bytes(78, 1 << 20));
+    // Fixed 64 KiB chunks (`.mdf`) and content-defined chunks (`.bin`) both.
+    fs::write(src.join("sparse.mdf"), &body).unwrap();
+    fs::write(src.join("sparse.bin"), &body).unwrap();
+    let repo = work.path().join("vault");
+    common::init_vault(&repo);
+    backup_json(&repo, &[&src]);
+    let target = work.path().join("restore");
+    sv().args(["restore", "--repo"])
+        .arg(&repo)
+        .args(["latest", "--target"])
+        .arg(&target)
+        .assert()
+        .success();
+    for name in ["sparse.mdf", "sparse.bin"] {
+        let restored = restored_path(&target, &src.join(name));
+        assert!(fs::read(&restored).unwrap() == body, "{name} content");
+        let m = fs::metadata(&restored).unwrap();
+        assert_eq!(m.len(), body.len() as u64);
+        let allocated = m.blocks() * 512;
+        assert!(
+            allocated < 4 << 20,
+            "{name}: {allocated} bytes allocated for a mostly-zero {} byte file",
+            m.len()
+        );
+    }
+}
