@@ -5,7 +5,7 @@ use std::fs::{File, Metadata};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::time::Instant;
 
@@ -79,6 +79,11 @@ impl std::fmt::Display for Warning {
 /// Live feedback from a running backup. All methods have empty defaults.
 pub trait BackupObserver: Sync {
     fn warning(&self, _w: &Warning) {}
+    /// What the backup will go through, from a scan that runs beside it; it may come late, or
+    /// not at all if the backup finishes first.
+    fn totals(&self, _files: u64, _bytes: u64) {}
+    /// File bytes dealt with (read, or skipped as unchanged) since the last call.
+    fn bytes_done(&self, _bytes: u64) {}
     fn file_done(&self, _path: &Path, _bytes: u64) {}
 }
 
@@ -176,7 +181,13 @@ pub fn backup(
     for r in &roots {
         vroot.insert(style, &paths::components(r)?, r.clone());
     }
+    let walk_over = AtomicBool::new(false);
     let (walked, uploaded) = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            if let Some((files, bytes)) = scan(&roots, &walk_over) {
+                observer.totals(files, bytes);
+            }
+        });
         let uploader = scope.spawn(|| upload_packs(vault, up_rx));
         let big_worker = scope.spawn(|| {
             for job in big_rx {
@@ -193,6 +204,7 @@ pub fn backup(
                 Ok(tree)
             });
         // On every path: end the workers so the scope can close.
+        walk_over.store(true, Ordering::Relaxed);
         s.big.lock().expect("big lock").take();
         s.packer.close();
         let uploaded = uploader
@@ -249,6 +261,29 @@ pub fn backup(
         snapshot,
         warnings,
     })
+}
+
+/// Count the files and bytes below `roots` (for progress); `None` if stopped by `over`.
+fn scan(roots: &[PathBuf], over: &AtomicBool) -> Option<(u64, u64)> {
+    let (mut files, mut bytes) = (0u64, 0u64);
+    let mut stack: Vec<PathBuf> = roots.to_vec();
+    while let Some(p) = stack.pop() {
+        if over.load(Ordering::Relaxed) {
+            return None;
+        }
+        let Ok(m) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        if m.is_file() {
+            files += 1;
+            bytes += m.len();
+        } else if m.is_dir() {
+            if let Ok(rd) = std::fs::read_dir(&p) {
+                stack.extend(rd.filter_map(|e| e.ok()).map(|e| e.path()));
+            }
+        }
+    }
+    Some((files, bytes))
 }
 
 /// The entry called `name` in a parent snapshot's tree.
@@ -434,6 +469,7 @@ impl Session<'_> {
             if let Some(node) = self.unchanged(parent, &name, &meta) {
                 self.n.files.fetch_add(1, Ordering::Relaxed);
                 self.n.unchanged.fetch_add(1, Ordering::Relaxed);
+                self.observer.bytes_done(node.size);
                 self.observer.file_done(path, node.size);
                 return Ok(Some(node));
             }
@@ -576,6 +612,8 @@ impl Session<'_> {
             (BATCH, SEGMENT),
             |buf, ends| {
                 ids.extend(self.packer.add_chunks(buf, ends)?);
+                self.observer
+                    .bytes_done(ends.last().copied().unwrap_or(0) as u64);
                 Ok(())
             },
         )?;

@@ -1,6 +1,9 @@
 //! One function per command: resolve arguments and environment, call the library, render.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use indicatif::{ProgressBar, ProgressStyle};
 
 use anyhow::{Context, Result, bail};
 use serde_json::json;
@@ -95,11 +98,68 @@ fn init(a: InitArgs) -> Result<u8> {
     Ok(EXIT_OK)
 }
 
-/// Prints warnings as they happen, so a long backup does not hide them until the end.
-struct StderrObserver;
-impl BackupObserver for StderrObserver {
+/// Warnings as they happen, and a progress bar (bytes, files, rate, ETA) when stderr is a
+/// terminal; nothing but warnings otherwise, so logs and batch files stay clean.
+struct Progress {
+    bar: Option<ProgressBar>,
+    files: AtomicU64,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let b = ProgressBar::new_spinner();
+            b.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} {elapsed_precise} {bytes} {binary_bytes_per_sec} {msg}",
+                )
+                .expect("valid template"),
+            );
+            b.enable_steady_tick(std::time::Duration::from_millis(200));
+            b
+        });
+        Progress {
+            bar,
+            files: AtomicU64::new(0),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+impl BackupObserver for Progress {
     fn warning(&self, w: &Warning) {
-        eprintln!("warning: {w}");
+        match &self.bar {
+            Some(b) => b.suspend(|| eprintln!("warning: {w}")),
+            None => eprintln!("warning: {w}"),
+        }
+    }
+    fn totals(&self, _files: u64, bytes: u64) {
+        if let Some(b) = &self.bar {
+            b.set_length(bytes);
+            b.set_style(
+                ProgressStyle::with_template(
+                    "{elapsed_precise} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+        }
+    }
+    fn bytes_done(&self, bytes: u64) {
+        if let Some(b) = &self.bar {
+            b.inc(bytes);
+        }
+    }
+    fn file_done(&self, _path: &std::path::Path, _bytes: u64) {
+        let n = self.files.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(b) = &self.bar {
+            b.set_message(format!("{n} files"));
+        }
     }
 }
 
@@ -119,7 +179,10 @@ fn backup(a: BackupArgs) -> Result<u8> {
         time,
         force_reread: a.force_reread,
     };
-    let r = sitevault::backup(&vault, &opts, &StderrObserver)?;
+    let progress = Progress::new();
+    let r = sitevault::backup(&vault, &opts, &progress);
+    progress.finish();
+    let r = r?;
     let s = &r.snapshot.summary;
     if a.json {
         output::json(&json!({
