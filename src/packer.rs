@@ -54,7 +54,7 @@ impl<'a> Packer<'a> {
 
     /// Store one blob unless the vault or this run already has it.
     pub fn add_blob(&self, kind: BlobKind, data: &[u8]) -> Result<Id> {
-        let id = self.vault.blob_id(data);
+        let id = self.vault.blob_id(kind, data);
         if self.claim(id) {
             let sealed = self.vault.seal_blob(data)?;
             self.push(kind, id, &sealed, data.len())?;
@@ -69,7 +69,7 @@ impl<'a> Packer<'a> {
             .into_par_iter()
             .map(|i| {
                 let chunk = &buf[if i == 0 { 0 } else { ends[i - 1] }..ends[i]];
-                let id = self.vault.blob_id(chunk);
+                let id = self.vault.blob_id(BlobKind::Data, chunk);
                 let sealed = if self.claim(id) {
                     Some(self.vault.seal_blob(chunk)?)
                 } else {

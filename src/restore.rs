@@ -155,7 +155,7 @@ fn restore_file(
             for b in &run.blobs {
                 let at = (b.loc.offset as u64 - run.start) as usize;
                 let sealed = &bytes[at..at + b.loc.stored_len as usize];
-                let data = vault.open_blob(sealed, &b.id, b.loc.raw_len, &name)?;
+                let data = vault.open_blob(sealed, &b.id, BlobKind::Data, b.loc.raw_len, &name)?;
                 write_sparse(&f, &data, b.file_offset).map_err(|e| Error::io(&tmp, e))?;
             }
             Ok::<(), Error>(())

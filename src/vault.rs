@@ -56,6 +56,9 @@ pub struct Vault {
     config: VaultConfig,
     sealer: Sealer,
     chunk_id_key: [u8; 32],
+    /// Key for tree blob ids, derived from the chunk-id key: data and tree blobs live in
+    /// separate id spaces, so a file whose bytes equal a tree encoding cannot collide with it.
+    tree_id_key: [u8; 32],
     chunker: Chunker,
 }
 
@@ -69,6 +72,10 @@ fn object_name(prefix: &str, id: &Id) -> String {
 }
 
 /// The gear seed is derived from the chunk-id key so chunk sizes differ between vaults.
+pub fn tree_id_key(chunk_id_key: &[u8; 32]) -> [u8; 32] {
+    *blake3::keyed_hash(chunk_id_key, b"sitevault tree id key").as_bytes()
+}
+
 fn gear_seed(chunk_id_key: &[u8; 32]) -> u64 {
     let h = blake3::keyed_hash(chunk_id_key, b"sitevault gear seed");
     u64::from_le_bytes(h.as_bytes()[..8].try_into().expect("8 bytes"))
@@ -144,6 +151,7 @@ impl Vault {
             config,
             sealer,
             chunk_id_key: master.chunk_id,
+            tree_id_key: tree_id_key(&master.chunk_id),
             chunker,
         })
     }
@@ -249,8 +257,13 @@ impl Vault {
         self.store.location()
     }
 
-    pub fn blob_id(&self, data: &[u8]) -> Id {
-        Id::of_blob(&self.chunk_id_key, data)
+    /// The id of a blob of `kind`: BLAKE3 keyed with the chunk-id key (data) or the tree-id
+    /// key (trees) over the plaintext.
+    pub fn blob_id(&self, kind: BlobKind, data: &[u8]) -> Id {
+        match kind {
+            BlobKind::Data => Id::of_blob(&self.chunk_id_key, data),
+            BlobKind::Tree => Id::of_blob(&self.tree_id_key, data),
+        }
     }
 
     /// Compress (at the vault's level) and seal one blob.
@@ -382,14 +395,21 @@ impl Vault {
         let sealed = self
             .store
             .get_range(&name, start..start + loc.stored_len as u64)?;
-        self.open_blob(&sealed, id, loc.raw_len, &name)
+        self.open_blob(&sealed, id, kind, loc.raw_len, &name)
     }
 
     /// Open a sealed blob already fetched, and check it is the blob `id` names.
-    pub fn open_blob(&self, sealed: &[u8], id: &Id, raw_len: u32, pack: &str) -> Result<Vec<u8>> {
+    pub fn open_blob(
+        &self,
+        sealed: &[u8],
+        id: &Id,
+        kind: BlobKind,
+        raw_len: u32,
+        pack: &str,
+    ) -> Result<Vec<u8>> {
         let what = format!("blob {} in {pack}", id.short());
         let data = self.sealer.open(sealed, Some(raw_len as usize), &what)?;
-        if data.len() != raw_len as usize || self.blob_id(&data) != *id {
+        if data.len() != raw_len as usize || self.blob_id(kind, &data) != *id {
             return Err(Error::corrupt(what, "content does not match its id"));
         }
         Ok(data)

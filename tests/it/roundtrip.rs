@@ -503,3 +503,29 @@ fn zero_runs_restore_as_holes() {
         );
     }
 }
+
+/// A file whose bytes equal a tree encoding (the empty tree is `01 00 00 00 00`) must not be
+/// confused with that tree: data and tree blobs have separate id spaces.
+#[test]
+fn file_equal_to_a_tree_encoding_round_trips() {
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    fs::create_dir_all(src.join("empty")).unwrap();
+    fs::write(src.join("looks-like-a-tree"), [1u8, 0, 0, 0, 0]).unwrap();
+    let repo = work.path().join("vault");
+    common::init_vault(&repo);
+    backup_json(&repo, &[&src]);
+    sv().args(["ls", "--repo"])
+        .arg(&repo)
+        .arg("latest")
+        .assert()
+        .success();
+    let target = work.path().join("restore");
+    sv().args(["restore", "--repo"])
+        .arg(&repo)
+        .args(["latest", "--target"])
+        .arg(&target)
+        .assert()
+        .success();
+    assert_trees_equal(&src, &restored_path(&target, &src));
+}

@@ -131,6 +131,24 @@ fn blob_id(data: &[u8]) -> Id {
     Id::of_blob(&master().chunk_id, data)
 }
 
+/// Tree blobs are keyed with the tree-id key, derived from the chunk-id key (spec §1).
+fn tree_id(data: &[u8]) -> Id {
+    let key = blake3::keyed_hash(&master().chunk_id, b"sitevault tree id key");
+    check_eq(
+        *key.as_bytes(),
+        sitevault::vault::tree_id_key(&master().chunk_id),
+        "tree-id key derivation",
+    );
+    Id::of_blob(key.as_bytes(), data)
+}
+
+fn id_of(kind: BlobKind, data: &[u8]) -> Id {
+    match kind {
+        BlobKind::Data => blob_id(data),
+        BlobKind::Tree => tree_id(data),
+    }
+}
+
 fn empty_tree() -> Tree {
     Tree::default()
 }
@@ -165,7 +183,7 @@ fn srv_tree() -> Tree {
     let mut empty = base(
         b"empty",
         NodeKind::Dir {
-            subtree: blob_id(&empty_tree().encode()),
+            subtree: tree_id(&empty_tree().encode()),
         },
     );
     empty.unix = unix(0o040755);
@@ -196,7 +214,7 @@ fn root_tree() -> Tree {
         nodes: vec![Node {
             name: b"srv".to_vec(),
             kind: NodeKind::Dir {
-                subtree: blob_id(&srv_tree().encode()),
+                subtree: tree_id(&srv_tree().encode()),
             },
             size: 0,
             mtime_ns: 1_600_000_000_000_000_000,
@@ -304,7 +322,7 @@ fn tree_pack() -> (Vec<u8>, Id, Vec<PackedBlob>) {
     let mut w = PackWriter::new(BlobKind::Tree);
     for (pt, n) in tree_blobs().iter().zip(N_TREE_BLOBS) {
         w.add(
-            blob_id(pt),
+            tree_id(pt),
             &s.seal_with_nonce(pt, Some(LEVEL), &ramp(n)),
             pt.len(),
         );
@@ -406,7 +424,7 @@ fn tree_json(t: &Tree) -> Value {
     json!({
         "nodes": t.nodes.iter().map(node_json).collect::<Vec<_>>(),
         "encoded": h(&enc),
-        "id": blob_id(&enc).to_hex(),
+        "id": tree_id(&enc).to_hex(),
     })
 }
 
@@ -476,7 +494,7 @@ fn index_stored() -> Vec<u8> {
 fn snapshot_json_bytes() -> Vec<u8> {
     let (dp, _, _) = data_pack(true);
     let (tp, _, _) = tree_pack();
-    let s = snapshot(blob_id(&root_tree().encode()), (dp.len() + tp.len()) as u64);
+    let s = snapshot(tree_id(&root_tree().encode()), (dp.len() + tp.len()) as u64);
     serde_json::to_vec(&s).expect("snapshot serialises") // as `Vault::save_snapshot` writes it
 }
 
@@ -1312,7 +1330,7 @@ fn packs_parse() {
             .unwrap_or_else(|e| panic!("{p}: {e}; {ADVICE}"));
         check_eq(blobs.len(), plaintexts.len(), &format!("{p}: blob count"));
         for (b, pt) in blobs.iter().zip(&plaintexts) {
-            check_eq(b.id, blob_id(pt), &format!("{p}: blob id"));
+            check_eq(b.id, id_of(kind, pt), &format!("{p}: blob id"));
             check_eq(b.raw_len as usize, pt.len(), &format!("{p}: raw_len"));
             let sealed = &bytes[b.offset as usize..(b.offset + b.stored_len) as usize];
             check_eq(
@@ -1332,7 +1350,7 @@ fn packs_parse() {
                 &format!("{p}: spec entry"),
             );
             let (_, plain) = spec_open(&bytes[*off as usize..(*off + *stored) as usize], key);
-            check_eq(blob_id(&plain), *id, &format!("{p}: spec blob content"));
+            check_eq(id_of(kind, &plain), *id, &format!("{p}: spec blob content"));
         }
         check_eq(entries[0].1, 12, "first blob at offset 12");
     }
@@ -1389,7 +1407,7 @@ fn trees_decode() {
         check_eq(&spec_tree(&enc), &tree, &format!("spec tree {name}"));
         check_eq(
             id_at(&format!("/trees/{name}/id")),
-            blob_id(&enc),
+            tree_id(&enc),
             &format!("tree {name} id"),
         );
     }
@@ -1415,7 +1433,7 @@ fn snapshot_json_parses() {
     let (tp, _, _) = tree_pack();
     check_eq(
         &s,
-        &snapshot(blob_id(&root_tree().encode()), (dp.len() + tp.len()) as u64),
+        &snapshot(tree_id(&root_tree().encode()), (dp.len() + tp.len()) as u64),
         "snapshot",
     );
     check_eq(s.tree, id_at("/trees/root/id"), "snapshot root tree");
@@ -1632,7 +1650,11 @@ fn vector_objects_form_a_readable_vault() {
         cdc,
         "vault chunker uses the spec gear seed",
     );
-    check_eq(vault.blob_id(SHORT), blob_id(SHORT), "vault blob ids");
+    check_eq(
+        vault.blob_id(BlobKind::Data, SHORT),
+        blob_id(SHORT),
+        "vault blob ids",
+    );
     let index = ok(vault.load_index(), "loading the vector index");
     check_eq(index.len(), 5, "indexed blobs");
     let snaps = ok(vault.list_snapshots(), "loading the vector snapshot");
