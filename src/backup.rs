@@ -87,9 +87,6 @@ pub trait BackupObserver: Sync {
     fn file_done(&self, _path: &Path, _bytes: u64) {}
 }
 
-pub struct NoObserver;
-impl BackupObserver for NoObserver {}
-
 #[derive(Debug, Clone)]
 pub struct BackupResult {
     pub id: Id,
@@ -195,6 +192,12 @@ pub fn backup(
                 let _ = job.reply.send(r);
             }
         });
+        // On every path, a panic included, the workers must be told to end, or the scope
+        // would wait for them forever and an unattended run would hang.
+        let shutdown = Shutdown {
+            session: &s,
+            walk_over: &walk_over,
+        };
         let walked = s
             .archive_virtual(&vroot, Path::new(""), parent.as_ref())
             .and_then(|root| {
@@ -203,10 +206,7 @@ pub fn backup(
                 s.packer.finish()?;
                 Ok(tree)
             });
-        // On every path: end the workers so the scope can close.
-        walk_over.store(true, Ordering::Relaxed);
-        s.big.lock().expect("big lock").take();
-        s.packer.close();
+        drop(shutdown);
         let uploaded = uploader
             .join()
             .unwrap_or_else(|_| Err(Error::InvalidInput("the pack uploader panicked".into())));
@@ -263,6 +263,25 @@ pub fn backup(
     })
 }
 
+/// Ends the helper threads of a backup when dropped, also while unwinding from a panic.
+struct Shutdown<'a, 'b> {
+    session: &'a Session<'b>,
+    walk_over: &'a AtomicBool,
+}
+
+impl Drop for Shutdown<'_, '_> {
+    fn drop(&mut self) {
+        self.walk_over.store(true, Ordering::Relaxed);
+        // A poisoned lock still holds the sender to drop.
+        self.session
+            .big
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        self.session.packer.close();
+    }
+}
+
 /// Count the files and bytes below `roots` (for progress); `None` if stopped by `over`.
 fn scan(roots: &[PathBuf], over: &AtomicBool) -> Option<(u64, u64)> {
     let (mut files, mut bytes) = (0u64, 0u64);
@@ -307,7 +326,7 @@ fn parent_tree(
         .iter()
         .map(|r| r.to_string_lossy().into_owned())
         .collect();
-    let snaps = vault.list_snapshots().ok()?;
+    let snaps = vault.scan_snapshots().ok()?.readable;
     let (_, snap) = snaps.iter().rev().find(|(_, s)| {
         s.host == opts.host
             && s.label == opts.label
@@ -389,6 +408,11 @@ impl Session<'_> {
         let NodeKind::File { chunks } = &prev.kind else {
             return None;
         };
+        // Database files are updated in place, and on Windows a file's last-write time can
+        // stay put while that happens (no ctime or inode to catch it): always read them.
+        if matches!(self.vault.chunker().policy_for(name), Policy::Fixed(_)) {
+            return None;
+        }
         let now = base_node(
             name.to_vec(),
             NodeKind::File {

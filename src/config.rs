@@ -72,15 +72,23 @@ impl VaultConfig {
         let c: VaultConfig =
             serde_json::from_value(v).map_err(|e| Error::corrupt("vault config", e.to_string()))?;
         c.chunker.validate()?;
-        if !(1..=22).contains(&c.compression_level)
-            || c.pack_size < 64 * 1024
-            || c.pack_size > 1 << 30
-        {
-            return Err(Error::corrupt(
-                "vault config",
-                "compression level or pack size out of range",
-            ));
-        }
+        validate_limits(c.compression_level, c.pack_size)
+            .map_err(|e| Error::corrupt("vault config", e.to_string()))?;
         Ok(c)
     }
+}
+
+/// The ranges `init` accepts and readers require.
+pub fn validate_limits(compression_level: i32, pack_size: u32) -> Result<()> {
+    if !(1..=22).contains(&compression_level) {
+        return Err(Error::InvalidInput(format!(
+            "compression level {compression_level} is outside 1..=22"
+        )));
+    }
+    if !(64 * 1024..=1 << 30).contains(&pack_size) {
+        return Err(Error::InvalidInput(format!(
+            "pack size {pack_size} is outside 64 KiB..1 GiB"
+        )));
+    }
+    Ok(())
 }

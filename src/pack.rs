@@ -164,6 +164,12 @@ pub fn parse_header(sealer: &Sealer, tail: &[u8], pack_len: u64) -> Result<Vec<P
         });
         offset += stored_len as u64;
     }
+    if !r.is_empty() {
+        return Err(Error::corrupt(
+            "pack header",
+            "trailing bytes after the entries",
+        ));
+    }
     if offset + hlen as u64 + 4 != pack_len {
         return Err(Error::corrupt(
             "pack",

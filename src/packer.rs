@@ -129,7 +129,10 @@ impl<'a> Packer<'a> {
 
     /// Close the upload channel (also on error paths, so the uploader thread ends).
     pub fn close(&self) {
-        self.uploads.lock().expect("upload lock").take();
+        self.uploads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
     }
 }
 

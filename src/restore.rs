@@ -19,7 +19,7 @@ use crate::paths;
 use crate::snapshot::Snapshot;
 use crate::tree::{Node, NodeKind};
 use crate::vault::{Vault, pack_name};
-use crate::walk::{self, Entry};
+use crate::walk;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Destination {
@@ -67,6 +67,7 @@ pub fn restore(
     };
     let files = AtomicU64::new(0);
     let bytes = AtomicU64::new(0);
+    let links = AtomicU64::new(0);
     let mut summary = RestoreSummary::default();
 
     // Directories first, parents before children, so files have somewhere to go.
@@ -84,17 +85,15 @@ pub fn restore(
             }
             Err(err) => fail(path, &err),
         },
-        NodeKind::Symlink { target } => {
-            if let Err(err) = restore_symlink(path, target, &e.node) {
-                fail(path, &err);
+        NodeKind::Symlink { target } => match restore_symlink(path, target, &e.node) {
+            Ok(()) => {
+                links.fetch_add(1, Ordering::Relaxed);
             }
-        }
+            Err(err) => fail(path, &err),
+        },
         NodeKind::Dir { .. } => {}
     });
-    summary.symlinks = planned
-        .iter()
-        .filter(|(_, e)| matches!(e.node.kind, NodeKind::Symlink { .. }))
-        .count() as u64;
+    summary.symlinks = links.into_inner();
     // Back at the original place, the parents of the backed-up paths (`/srv`, `/home`, `E:\`)
     // are shared folders, not part of what was archived: leave their metadata alone.
     let parents: HashSet<Vec<Vec<u8>>> = match dest {
@@ -308,9 +307,4 @@ fn apply_metadata(path: &Path, node: &Node, is_link: bool) -> Result<()> {
         filetime::set_file_mtime(path, t)
     };
     r.map_err(|e| Error::io(path, e))
-}
-
-/// Entries of a snapshot, for `ls`.
-pub fn list(vault: &Vault, index: &Index, snapshot: &Snapshot) -> Result<Vec<Entry>> {
-    walk::entries(vault, index, &snapshot.tree)
 }

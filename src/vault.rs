@@ -38,6 +38,14 @@ pub struct InitOptions {
     pub host: String,
 }
 
+impl InitOptions {
+    /// Check every choice before anything is created.
+    pub fn validate(&self) -> Result<()> {
+        self.chunker.validate()?;
+        crate::config::validate_limits(self.compression_level, self.pack_size)
+    }
+}
+
 impl Default for InitOptions {
     fn default() -> Self {
         InitOptions {
@@ -89,37 +97,28 @@ impl Vault {
         if store.get(CONFIG)?.is_some() {
             return Err(Error::AlreadyExists { location });
         }
-        // Key files without a config are left by an interrupted init; a new key file beside
-        // them could unlock the wrong master key, so refuse rather than guess.
-        if !store.list(KEYS)?.is_empty() {
-            return Err(Error::InvalidInput(format!(
-                "{location} holds key files but no config (an interrupted init?); remove its keys folder or use an empty folder"
-            )));
+        // Key files or vault objects without a config are left by an interrupted init or a
+        // vault that lost its config; a new key file beside them could unlock the wrong master
+        // key, and new objects would mix with old ones, so refuse rather than guess.
+        for prefix in [KEYS, DATA, INDEX, SNAPSHOTS] {
+            if !store.list(prefix)?.is_empty() {
+                return Err(Error::InvalidInput(format!(
+                    "{location} has a {prefix} folder with objects but no config (an interrupted init, or a damaged vault); use an empty folder"
+                )));
+            }
         }
-        opts.chunker.validate()?;
-        if !(1..=22).contains(&opts.compression_level) {
-            return Err(Error::InvalidInput(format!(
-                "compression level {} is outside 1..=22",
-                opts.compression_level
-            )));
-        }
-        if opts.pack_size < 64 * 1024 || opts.pack_size > 1 << 30 {
-            return Err(Error::InvalidInput(format!(
-                "pack size {} is outside 64 KiB..1 GiB",
-                opts.pack_size
-            )));
-        }
+        opts.validate()?;
         let master = MasterKey::generate()?;
         let now = Timestamp::now();
+        let mut own_key = None;
         let encryption = match &opts.password {
             Some(pw) => {
                 let kf =
                     KeyFile::create(&master, pw, opts.kdf, now.to_string(), opts.host.clone())?;
                 let bytes = serde_json::to_vec_pretty(&kf).expect("key file serialises");
-                store.put(
-                    &object_name(KEYS, &Id::of_object(&bytes)),
-                    Bytes::from(bytes),
-                )?;
+                let name = object_name(KEYS, &Id::of_object(&bytes));
+                store.put(&name, Bytes::from(bytes))?;
+                own_key = Some(name);
                 Encryption::Xchacha20poly1305
             }
             None => Encryption::None,
@@ -135,6 +134,10 @@ impl Vault {
             pack_size: opts.pack_size,
         };
         if !store.put(CONFIG, Bytes::from(config.encode()))? {
+            // Another init won the race: our key file wraps a master key nobody uses.
+            if let Some(name) = own_key {
+                store.delete(&name)?;
+            }
             return Err(Error::AlreadyExists { location });
         }
         Self::from_parts(store, config, master)
@@ -453,21 +456,55 @@ impl Vault {
             .collect())
     }
 
-    /// All snapshots, oldest first.
+    /// All snapshots, oldest first; fails if any cannot be read.
     pub fn list_snapshots(&self) -> Result<Vec<(Id, Snapshot)>> {
-        let mut out: Vec<(Id, Snapshot)> = self
+        let all = self.scan_snapshots()?;
+        match all.unreadable.into_iter().next() {
+            Some((_, e)) => Err(e),
+            None => Ok(all.readable),
+        }
+    }
+
+    /// Every snapshot, the readable ones (oldest first) apart from the unreadable ones, so one
+    /// damaged or newer snapshot does not hide the others.
+    pub fn scan_snapshots(&self) -> Result<SnapshotScan> {
+        let loaded: Vec<(Id, Result<Snapshot>)> = self
             .list_ids(SNAPSHOTS)?
             .par_iter()
-            .map(|(id, _)| Ok((*id, self.load_snapshot(id)?)))
-            .collect::<Result<_>>()?;
-        out.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
-        Ok(out)
+            .map(|(id, _)| (*id, self.load_snapshot(id)))
+            .collect();
+        let mut scan = SnapshotScan::default();
+        for (id, r) in loaded {
+            match r {
+                Ok(s) => scan.readable.push((id, s)),
+                Err(e) => scan.unreadable.push((id, e)),
+            }
+        }
+        scan.readable
+            .sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+        scan.unreadable.sort_by_key(|(id, _)| *id);
+        Ok(scan)
     }
+}
+
+/// The outcome of reading every snapshot.
+#[derive(Debug, Default)]
+pub struct SnapshotScan {
+    pub readable: Vec<(Id, Snapshot)>,
+    pub unreadable: Vec<(Id, Error)>,
 }
 
 /// The id at the end of an object name like `index/<hex>` or `data/ab/<hex>`; `None` for
 /// anything else (stray files are not objects and are ignored).
 fn id_from_name(name: &str) -> Option<Id> {
     let last = name.rsplit('/').next().unwrap_or(name);
-    Id::from_hex(last).ok()
+    let lower_hex = last.len() == 64
+        && last
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if lower_hex {
+        Id::from_hex(last).ok()
+    } else {
+        None
+    }
 }

@@ -18,7 +18,7 @@ pub struct Cli {
 #[derive(Debug, Args, Clone)]
 pub struct RepoArgs {
     /// Vault location: a folder path
-    #[arg(long, env = "SITEVAULT_REPOSITORY", value_name = "REPO")]
+    #[arg(long, env = "SITEVAULT_REPOSITORY", value_name = "REPO", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub repo: String,
     /// File whose first line is the vault password (else SITEVAULT_PASSWORD)
     #[arg(long, env = "SITEVAULT_PASSWORD_FILE", value_name = "FILE")]
@@ -74,8 +74,8 @@ pub struct BackupArgs {
     #[arg(long, value_name = "HOST")]
     pub host: Option<String>,
     /// Snapshot time instead of now, RFC 3339 (for imports and tests)
-    #[arg(long, value_name = "RFC3339")]
-    pub time: Option<String>,
+    #[arg(long, value_name = "RFC3339", value_parser = parse_time)]
+    pub time: Option<jiff::Timestamp>,
     /// Print a JSON summary on stdout
     #[arg(long)]
     pub json: bool,
@@ -159,4 +159,9 @@ fn parse_size(s: &str) -> Result<u64, String> {
     };
     n.checked_mul(mult)
         .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+fn parse_time(s: &str) -> Result<jiff::Timestamp, String> {
+    s.parse()
+        .map_err(|_| format!("{s:?} is not an RFC 3339 time like 2026-11-22T03:00:00Z"))
 }

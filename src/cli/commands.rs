@@ -9,12 +9,11 @@ use anyhow::{Context, Result, bail};
 use serde_json::json;
 use sitevault::backup::{BackupObserver, Warning};
 use sitevault::crypto::KdfParams;
-use sitevault::restore::list;
 use sitevault::tree::NodeKind;
 use sitevault::{BackupOptions, Destination, InitOptions, SnapshotFilter, Vault, snapshot};
 
 use super::args::*;
-use super::output;
+use super::output::{self, outln};
 use super::{EXIT_ERROR, EXIT_INCOMPLETE, EXIT_OK};
 
 pub fn dispatch(cli: Cli) -> Result<u8> {
@@ -46,8 +45,14 @@ fn password(repo: &RepoArgs) -> Result<Option<Vec<u8>>> {
 
 fn open(repo: &RepoArgs) -> Result<Vault> {
     let store = sitevault::open_store(&repo.repo, false)?;
-    let pw = password(repo)?;
-    Ok(Vault::open(store, pw.as_deref())?)
+    // A plaintext vault needs no password, so a bad password file only matters when one is needed.
+    let pw = password(repo);
+    match Vault::open(store, pw.as_ref().ok().and_then(|p| p.as_deref())) {
+        Err(sitevault::Error::PasswordRequired { .. }) if pw.is_err() => {
+            Err(pw.err().expect("checked"))
+        }
+        r => Ok(r?),
+    }
 }
 
 fn hostname() -> String {
@@ -71,7 +76,6 @@ fn init(a: InitArgs) -> Result<u8> {
         )?)
     };
     let pack_size = u32::try_from(a.pack_size).context("--pack-size must be at most 1GiB")?;
-    let store = sitevault::open_store(&a.repo.repo, true)?;
     let opts = InitOptions {
         password,
         kdf: KdfParams {
@@ -84,13 +88,15 @@ fn init(a: InitArgs) -> Result<u8> {
         host: hostname(),
         ..InitOptions::default()
     };
+    opts.validate()?;
+    let store = sitevault::open_store(&a.repo.repo, true)?;
     let vault = Vault::init(store, opts)?;
     let enc = if a.insecure_no_encryption {
         "unencrypted"
     } else {
         "encrypted"
     };
-    println!(
+    outln!(
         "created {enc} vault {} at {}",
         vault.config().id.short(),
         vault.location()
@@ -164,19 +170,13 @@ impl BackupObserver for Progress {
 }
 
 fn backup(a: BackupArgs) -> Result<u8> {
-    let time = match &a.time {
-        Some(t) => Some(t.parse().with_context(|| {
-            format!("--time {t:?} is not an RFC 3339 time like 2026-11-22T03:00:00Z")
-        })?),
-        None => None,
-    };
     let vault = open(&a.repo)?;
     let opts = BackupOptions {
         paths: a.paths.clone(),
         host: a.host.clone().unwrap_or_else(hostname),
         label: a.label.clone(),
         tags: a.tags.clone(),
-        time,
+        time: a.time,
         force_reread: a.force_reread,
     };
     let progress = Progress::new();
@@ -203,12 +203,15 @@ fn backup(a: BackupArgs) -> Result<u8> {
         } else {
             "INCOMPLETE"
         };
-        println!("snapshot {} saved ({state})", r.id.short());
-        println!(
+        outln!("snapshot {} saved ({state})", r.id.short());
+        outln!(
             "  files {} ({} unchanged, not read)  dirs {}  symlinks {}",
-            s.files, s.files_unchanged, s.dirs, s.symlinks
+            s.files,
+            s.files_unchanged,
+            s.dirs,
+            s.symlinks
         );
-        println!(
+        outln!(
             "  read {}, added {} to the vault ({} new chunks) in {:.2} s",
             output::bytes(s.bytes_read),
             output::bytes(s.bytes_added),
@@ -216,13 +219,13 @@ fn backup(a: BackupArgs) -> Result<u8> {
             s.duration_secs
         );
         if s.files_unreadable > 0 {
-            println!(
+            outln!(
                 "  {} entries could not be read (named above)",
                 s.files_unreadable
             );
         }
         if s.files_changed > 0 {
-            println!("  {} files changed while being read", s.files_changed);
+            outln!("  {} files changed while being read", s.files_changed);
         }
     }
     Ok(if r.snapshot.complete {
@@ -242,11 +245,23 @@ fn filter(f: &FilterArgs) -> SnapshotFilter {
 fn snapshots(a: SnapshotsArgs) -> Result<u8> {
     let vault = open(&a.repo)?;
     let f = filter(&a.filter);
-    let snaps: Vec<_> = vault
-        .list_snapshots()?
+    let scan = vault.scan_snapshots()?;
+    let snaps: Vec<_> = scan
+        .readable
         .into_iter()
         .filter(|(_, s)| f.matches(s))
         .collect();
+    // The readable ones are listed; each unreadable one is an error, and the exit code says so.
+    let report = |code: u8| {
+        for (id, e) in &scan.unreadable {
+            eprintln!("error: snapshot {} cannot be read: {e}", id.short());
+        }
+        if scan.unreadable.is_empty() {
+            code
+        } else {
+            EXIT_ERROR
+        }
+    };
     if a.json {
         let arr: Vec<_> = snaps
             .iter()
@@ -267,16 +282,21 @@ fn snapshots(a: SnapshotsArgs) -> Result<u8> {
             })
             .collect();
         output::json(&serde_json::Value::Array(arr));
-        return Ok(EXIT_OK);
+        return Ok(report(EXIT_OK));
     }
-    println!(
+    outln!(
         "{:<8}  {:<20}  {:<16}  {:<16}  {:<10}  {:<8}  paths",
-        "id", "time (UTC)", "host", "label", "tags", "state"
+        "id",
+        "time (UTC)",
+        "host",
+        "label",
+        "tags",
+        "state"
     );
     for (id, s) in &snaps {
         let time = s.time.strftime("%Y-%m-%d %H:%M:%S").to_string();
         let state = if s.complete { "complete" } else { "partial" };
-        println!(
+        outln!(
             "{:<8}  {:<20}  {:<16}  {:<16}  {:<10}  {:<8}  {}",
             id.short(),
             time,
@@ -287,24 +307,64 @@ fn snapshots(a: SnapshotsArgs) -> Result<u8> {
             s.paths.join(" ")
         );
     }
-    println!("{} snapshots", snaps.len());
-    Ok(EXIT_OK)
+    outln!("{} snapshots", snaps.len());
+    Ok(report(EXIT_OK))
 }
 
+/// Resolve a snapshot reference. Unreadable snapshots do not hide readable ones: `latest`
+/// skips them (with a warning), and an id or prefix that names one reports its error.
 fn find(
     vault: &Vault,
     reference: &str,
     f: &FilterArgs,
 ) -> Result<(sitevault::Id, sitevault::Snapshot)> {
-    let snaps = vault.list_snapshots()?;
-    Ok(snapshot::select(&snaps, reference, &filter(f))?.clone())
+    let scan = vault.scan_snapshots()?;
+    if reference != "latest" {
+        let prefix = reference.to_ascii_lowercase();
+        let bad: Vec<_> = scan
+            .unreadable
+            .iter()
+            .filter(|(id, _)| id.to_hex().starts_with(&prefix))
+            .collect();
+        let good = scan
+            .readable
+            .iter()
+            .filter(|(id, _)| id.to_hex().starts_with(&prefix))
+            .count();
+        if let [(_, e)] = bad.as_slice() {
+            if good == 0 && prefix.len() >= 4 {
+                bail!("{e}");
+            }
+        }
+    }
+    match snapshot::select(&scan.readable, reference, &filter(f)) {
+        Ok(found) => {
+            if reference == "latest" {
+                for (id, e) in &scan.unreadable {
+                    eprintln!(
+                        "warning: snapshot {} cannot be read and was not considered for `latest`: {e}",
+                        id.short()
+                    );
+                }
+            }
+            Ok(found.clone())
+        }
+        Err(sitevault::Error::SnapshotNotFound(_)) if !scan.unreadable.is_empty() => {
+            let (id, e) = &scan.unreadable[0];
+            bail!(
+                "no readable snapshot matches {reference:?}; snapshot {} cannot be read: {e}",
+                id.short()
+            )
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn ls(a: LsArgs) -> Result<u8> {
     let vault = open(&a.repo)?;
     let (_, snap) = find(&vault, &a.snapshot, &a.filter)?;
     let index = vault.load_index()?;
-    let entries = list(&vault, &index, &snap)?;
+    let entries = sitevault::walk::entries(&vault, &index, &snap.tree)?;
     if a.json {
         let arr: Vec<_> = entries
             .iter()
@@ -335,10 +395,15 @@ fn ls(a: LsArgs) -> Result<u8> {
     }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    for e in &entries {
-        output::raw_line(&mut out, &snap.path_style.join(&e.comps()))?;
+    // A closed pipe (`ls | head`) ends the listing quietly.
+    let written = entries
+        .iter()
+        .try_for_each(|e| output::raw_line(&mut out, &snap.path_style.join(&e.comps())))
+        .and_then(|_| out.flush());
+    match written {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
+        _ => {}
     }
-    out.flush()?;
     Ok(EXIT_OK)
 }
 
@@ -362,7 +427,7 @@ fn restore(a: RestoreArgs) -> Result<u8> {
             "bytes_written": r.bytes_written, "errors": r.errors,
         }));
     } else {
-        println!(
+        outln!(
             "restored snapshot {} to {where_}: {} files, {} dirs, {} symlinks, {}",
             id.short(),
             r.files,

@@ -792,7 +792,13 @@ fn bad_time_is_named_and_no_snapshot_is_written() {
         .args(["backup", "--time", "yesterday-ish", "--repo"])
         .arg(&repo)
         .arg(&src));
-    assert_error(&out, &["yesterday-ish", "--time"]);
+    // A malformed flag value is a usage error (exit 2), like every other bad flag value.
+    assert_usage(&out);
+    assert!(
+        out.stderr.contains("yesterday-ish") && out.stderr.contains("--time"),
+        "{}",
+        out.stderr
+    );
     assert!(snapshots_json(&repo).is_empty());
     assert_eq!(files(&repo), before);
 }
@@ -838,4 +844,99 @@ fn usage_errors_exit_2() {
         snapshots_json(Path::new(repo)).is_empty(),
         "usage errors write nothing"
     );
+}
+
+/// A snapshot that cannot be read (here: written by a newer format) does not hide the others:
+/// `snapshots` lists the readable ones and names the bad one (exit 1); `ls` by id and
+/// `restore latest` of a readable one work, with a warning about the skipped one.
+#[test]
+fn one_unreadable_snapshot_does_not_hide_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, _src) = vault_with_backup(dir.path());
+    let store = sitevault::open_store(s(&repo), false).unwrap();
+    let vault = Vault::open(store, Some(PASSWORD.as_bytes())).unwrap();
+    let (good, mut snap) = vault.list_snapshots().unwrap().remove(0);
+    snap.format_version = 2;
+    snap.time = "2030-01-01T00:00:00Z".parse().unwrap();
+    let newer = vault.save_snapshot(&snap).unwrap();
+
+    let out = run(sv().args(["snapshots", "--json", "--repo"]).arg(&repo));
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let listed: Vec<Value> = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["id"], good.to_hex());
+    assert!(
+        out.stderr.contains(&newer.short()) && out.stderr.contains("upgrade"),
+        "{}",
+        out.stderr
+    );
+
+    let out = run(sv().args(["ls", "--repo"]).arg(&repo).arg(good.to_hex()));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = run(sv().args(["ls", "--repo"]).arg(&repo).arg("latest"));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("warning") && out.stderr.contains(&newer.short()),
+        "{}",
+        out.stderr
+    );
+    let out = run(sv().args(["ls", "--repo"]).arg(&repo).arg(newer.to_hex()));
+    assert_error(&out, &["upgrade"]);
+}
+
+/// `init` refuses a folder holding vault objects but no config (a vault that lost its config,
+/// or an interrupted init), instead of mixing a new key with old objects.
+#[test]
+fn init_refuses_objects_without_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, _src) = vault_with_backup(dir.path());
+    fs::remove_file(repo.join("config")).unwrap();
+    let out = run(sv().args(["init", "--repo"]).arg(&repo));
+    assert_error(&out, &[s(&repo), "no config"]);
+}
+
+/// A reader that closes the pipe early (`ls | head -1`) ends the listing quietly: no panic,
+/// no error message.
+#[test]
+fn closed_stdout_pipe_is_not_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("many");
+    fs::create_dir_all(&src).unwrap();
+    for i in 0..3000 {
+        fs::write(
+            src.join(format!("a-rather-long-file-name-to-fill-the-pipe-{i:05}")),
+            b"x",
+        )
+        .unwrap();
+    }
+    let repo = dir.path().join("vault");
+    init_vault(&repo);
+    sv().args(["backup", "--repo"])
+        .arg(&repo)
+        .arg(&src)
+        .assert()
+        .success();
+    for json in [false, true] {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("sitevault"));
+        cmd.env("SITEVAULT_PASSWORD", PASSWORD)
+            .args(["ls", "--repo"])
+            .arg(&repo)
+            .arg("latest");
+        if json {
+            cmd.arg("--json");
+        }
+        let mut child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("error"),
+            "json={json}: {stderr}"
+        );
+        assert_eq!(out.status.code(), Some(0), "json={json}: {stderr}");
+    }
 }

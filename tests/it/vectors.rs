@@ -1661,7 +1661,7 @@ fn vector_objects_form_a_readable_vault() {
     check_eq(snaps.len(), 1, "snapshots");
     check_eq(snaps[0].0, id_at("/snapshot/id"), "snapshot id");
     let entries = ok(
-        sitevault::restore::list(&vault, &index, &snaps[0].1),
+        sitevault::walk::entries(&vault, &index, &snaps[0].1.tree),
         "walking the vector trees",
     );
     let names: Vec<Vec<u8>> = entries.iter().map(|e| e.components.join(&b'/')).collect();
