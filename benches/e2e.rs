@@ -963,6 +963,9 @@ struct Limits {
     chunk_serial: f64,
     chunk_parallel: f64,
     chunk_identical: bool,
+    /// Stored / original bytes when every 1 MiB piece is compressed, or kept as is if that is
+    /// smaller.
+    zstd_ratio: f64,
 }
 
 /// A piece of a file, chunked with its file's policy.
@@ -1008,7 +1011,7 @@ fn measure_limits(files: &[PathBuf]) -> Result<Limits> {
     let chunker = Chunker::new(ChunkerParams::default(), 0x5EED)?;
     let regions = regions(files, &chunker, 64 * MIB)?;
     let key = seed(&[0]);
-    let (mut bytes, mut t) = (0u64, [0f64; 4]);
+    let (mut bytes, mut stored, mut t) = (0u64, 0u64, [0f64; 4]);
     // Batches of up to 256 MiB: read (untimed), then each computation on all cores.
     let mut batches = vec![Vec::new()];
     let mut in_batch = 0;
@@ -1052,6 +1055,9 @@ fn measure_limits(files: &[PathBuf]) -> Result<Limits> {
         });
         let packed = packed?;
         t[2] += secs;
+        stored += (packed.iter().zip(&pieces))
+            .map(|(c, p)| c.as_ref().map_or(p.len(), |c| c.len()) as u64)
+            .sum::<u64>();
         let (ok, secs) = timed(|| {
             packed
                 .par_iter()
@@ -1073,6 +1079,7 @@ fn measure_limits(files: &[PathBuf]) -> Result<Limits> {
         chunk_serial: serial,
         chunk_parallel: parallel,
         chunk_identical: identical,
+        zstd_ratio: stored as f64 / bytes as f64,
     })
 }
 
@@ -1277,6 +1284,7 @@ impl Report {
                 "chunker_serial": l.chunk_serial, "chunker_parallel": l.chunk_parallel,
             },
             "chunker_parallel_identical": l.chunk_identical,
+            "zstd_ratio": l.zstd_ratio,
             "ratios": self.ratios().iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
             "targets": self.targets().iter().map(|t| json!({
                 "what": t.what, "value": t.value, "goal": t.goal,
@@ -1397,6 +1405,10 @@ fn print_report(cfg: &Config, r: &Report) {
         l.unzstd_verify
     );
     println!("  (e) page-cache read, 1 MiB buffer   {:>8.0} MB/s", l.read);
+    println!(
+        "  zstd -{ZSTD_LEVEL} ratio of the data set: {:.3}",
+        l.zstd_ratio
+    );
     println!(
         "  CDC serial {:.0} MB/s, parallel {:.0} MB/s ({:.2}x, identical boundaries: {})",
         l.chunk_serial,
