@@ -91,6 +91,7 @@ impl Sealer {
         nonce: &[u8; NONCE_LEN],
     ) -> Vec<u8> {
         let compressed = level
+            .filter(|_| worth_compressing(data))
             .and_then(|l| zstd::bulk::compress(data, l).ok())
             .filter(|c| c.len() < data.len());
         let (flag, body) = match &compressed {
@@ -173,6 +174,22 @@ impl Sealer {
             )),
         }
     }
+}
+
+/// Blobs at least this large are probed before a full compression attempt.
+const PROBE_MIN: usize = 128 * 1024;
+const PROBE_LEN: usize = 32 * 1024;
+
+/// Whether zstd is worth running on `data`. Already-compressed content (the content library,
+/// most of a site's bytes) does not shrink, and a full attempt costs more than the encryption:
+/// a fast pass over a sample from the middle decides for large blobs.
+fn worth_compressing(data: &[u8]) -> bool {
+    if data.len() < PROBE_MIN {
+        return true;
+    }
+    let start = data.len() / 2 - PROBE_LEN / 2;
+    let sample = &data[start..start + PROBE_LEN];
+    zstd::bulk::compress(sample, 1).map_or(true, |c| c.len() < PROBE_LEN - PROBE_LEN / 32)
 }
 
 /// Argon2id cost parameters stored in each key file.
@@ -308,6 +325,30 @@ mod tests {
         let got = kf.open(b"right").unwrap().unwrap();
         assert_eq!((got.encryption, got.chunk_id), (m.encryption, m.chunk_id));
         assert!(kf.open(b"wrong").unwrap().is_none());
+    }
+
+    #[test]
+    fn large_blobs_are_probed_before_compressing() {
+        let mut random = vec![0u8; 1 << 20];
+        blake3::Hasher::new().finalize_xof().fill(&mut random);
+        assert!(!worth_compressing(&random));
+        let text: Vec<u8> = b"SMS_SITE_BACKUP completed "
+            .iter()
+            .copied()
+            .cycle()
+            .take(1 << 20)
+            .collect();
+        assert!(worth_compressing(&text));
+        assert_eq!(
+            Sealer::Plain.seal(&text, Some(3)).unwrap()[0],
+            1,
+            "compressible text is compressed"
+        );
+        assert_eq!(
+            Sealer::Plain.seal(&random, Some(3)).unwrap()[0],
+            0,
+            "random data is stored raw"
+        );
     }
 
     #[test]
