@@ -657,7 +657,10 @@ pub(crate) fn chunk_stream<R: Read + Send>(
     mut f: impl FnMut(&[u8], &[usize]) -> Result<()> + Send,
 ) -> Result<u64, ChunkError> {
     let batch = batch.max(2 * chunker.max_chunk());
+    // Two buffers, swapped each step and reused: a fresh 64 MiB allocation per step would cost
+    // a page fault per 4 KiB (a fifth of the time on a re-read night, measured with perf).
     let mut buf = Vec::new();
+    let mut spare = Vec::new();
     let mut eof = fill(&mut reader, &mut buf, batch)?;
     let mut total = 0u64;
     loop {
@@ -668,11 +671,12 @@ pub(crate) fn chunk_stream<R: Read + Send>(
             f(&buf, &ends).map_err(ChunkError::Vault)?;
             return Ok(total);
         }
-        let mut next = buf[used..].to_vec();
-        let (read, done) = rayon::join(|| fill(&mut reader, &mut next, batch), || f(&buf, &ends));
+        spare.clear();
+        spare.extend_from_slice(&buf[used..]);
+        let (read, done) = rayon::join(|| fill(&mut reader, &mut spare, batch), || f(&buf, &ends));
         done.map_err(ChunkError::Vault)?;
         eof = read?;
-        buf = next;
+        std::mem::swap(&mut buf, &mut spare);
     }
 }
 
@@ -680,6 +684,10 @@ pub(crate) fn chunk_stream<R: Read + Send>(
 /// appends without zero-filling and keeps buffers of small files small.
 fn fill<R: Read>(reader: &mut R, buf: &mut Vec<u8>, batch: usize) -> Result<bool, ChunkError> {
     let want = batch.saturating_sub(buf.len());
+    // Once a file has filled a batch it is big: size the buffer once instead of growing it.
+    if buf.capacity() >= batch / 2 {
+        buf.reserve_exact(want);
+    }
     let got = reader
         .take(want as u64)
         .read_to_end(buf)

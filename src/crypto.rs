@@ -177,8 +177,8 @@ impl Sealer {
 }
 
 /// Blobs at least this large are probed before a full compression attempt.
-const PROBE_MIN: usize = 128 * 1024;
-const PROBE_LEN: usize = 32 * 1024;
+const PROBE_MIN: usize = 64 * 1024;
+const PROBE_LEN: usize = 16 * 1024;
 
 /// Whether zstd is worth running on `data`. Already-compressed content (the content library,
 /// most of a site's bytes) does not shrink, and a full attempt costs more than the encryption:
