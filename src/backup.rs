@@ -26,9 +26,10 @@ use crate::vault::Vault;
 /// Files at least this large go to the big-file worker, one at a time, chunked and sealed on
 /// all cores; smaller ones are read whole by the directory walkers, many at once.
 const BIG_FILE: u64 = 16 << 20;
-/// Bytes read per step of a big file, and the piece each core chunks. Memory per big file is
-/// about three batches (being read, being sealed, sealed), whatever the file's size.
-const BATCH: usize = 64 << 20;
+/// Bytes read per step of a big file, and the piece each core chunks (a segment much larger than
+/// the stitching overrun of two average chunks keeps parallel chunking efficient). Memory per big
+/// file is two batches (one being read, one being sealed), whatever the file's size.
+const BATCH: usize = 32 << 20;
 const SEGMENT: usize = 16 << 20;
 
 #[derive(Debug, Clone, Default)]

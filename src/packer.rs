@@ -18,7 +18,10 @@ use crate::vault::Vault;
 /// Write an index file after this many packs, so a killed backup loses little indexing work.
 pub(crate) const PACKS_PER_INDEX: usize = 8;
 /// Full packs waiting for the uploader; more would only hold memory.
-pub(crate) const PACKS_IN_FLIGHT: usize = 2;
+pub(crate) const PACKS_IN_FLIGHT: usize = 1;
+/// Chunks are sealed in parallel this many bytes at a time, then packed in order: enough work
+/// for every core, while only this much sealed output waits in memory.
+const SEAL_STEP: usize = 8 << 20;
 
 pub(crate) struct Packer<'a> {
     vault: &'a Vault,
@@ -65,25 +68,32 @@ impl<'a> Packer<'a> {
     /// Store the data chunks of `buf` ending at `ends` (hashing and sealing in parallel on the
     /// current rayon pool); returns their ids in order.
     pub fn add_chunks(&self, buf: &[u8], ends: &[usize]) -> Result<Vec<Id>> {
-        let sealed: Vec<(Id, Option<Vec<u8>>, usize)> = (0..ends.len())
-            .into_par_iter()
-            .map(|i| {
-                let chunk = &buf[if i == 0 { 0 } else { ends[i - 1] }..ends[i]];
-                let id = self.vault.blob_id(BlobKind::Data, chunk);
-                let sealed = if self.claim(id) {
-                    Some(self.vault.seal_blob(chunk)?)
-                } else {
-                    None
-                };
-                Ok((id, sealed, chunk.len()))
-            })
-            .collect::<Result<_>>()?;
-        let mut ids = Vec::with_capacity(sealed.len());
-        for (id, s, len) in sealed {
-            if let Some(s) = s {
-                self.push(BlobKind::Data, id, &s, len)?;
+        let mut ids = Vec::with_capacity(ends.len());
+        let mut from = 0;
+        while from < ends.len() {
+            // Chunks [from, to) hold about SEAL_STEP bytes (at least one chunk).
+            let base = if from == 0 { 0 } else { ends[from - 1] };
+            let to = from + 1 + ends[from + 1..].partition_point(|&e| e - base <= SEAL_STEP);
+            let sealed: Vec<(Id, Option<Vec<u8>>, usize)> = (from..to)
+                .into_par_iter()
+                .map(|i| {
+                    let chunk = &buf[if i == 0 { 0 } else { ends[i - 1] }..ends[i]];
+                    let id = self.vault.blob_id(BlobKind::Data, chunk);
+                    let sealed = if self.claim(id) {
+                        Some(self.vault.seal_blob(chunk)?)
+                    } else {
+                        None
+                    };
+                    Ok((id, sealed, chunk.len()))
+                })
+                .collect::<Result<_>>()?;
+            for (id, s, len) in sealed {
+                if let Some(s) = s {
+                    self.push(BlobKind::Data, id, &s, len)?;
+                }
+                ids.push(id);
             }
-            ids.push(id);
+            from = to;
         }
         Ok(ids)
     }
