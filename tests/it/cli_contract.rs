@@ -8,32 +8,7 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 use serde_json::Value;
 
-use crate::common::{PASSWORD, init_vault, sv};
-
-/// What one run of the binary printed.
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(cmd: &mut assert_cmd::Command) -> Out {
-    let o = cmd.output().expect("sitevault runs");
-    let out = Out {
-        code: o
-            .status
-            .code()
-            .expect("sitevault exited normally, not by a signal"),
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-    };
-    assert!(
-        !out.stderr.contains("panicked"),
-        "sitevault panicked:\n{}",
-        out.stderr
-    );
-    out
-}
+use crate::common::{Out, PASSWORD, init_vault, run, sv};
 
 #[track_caller]
 fn ok(out: Out) -> Out {

@@ -17,6 +17,32 @@ pub fn sv() -> Command {
     c
 }
 
+/// What one run of the binary printed.
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Run, and fail at once on a panic or a death by signal.
+pub fn run(cmd: &mut Command) -> Out {
+    let o = cmd.output().expect("sitevault runs");
+    let out = Out {
+        code: o
+            .status
+            .code()
+            .expect("sitevault exited normally, not by a signal"),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    };
+    assert!(
+        !out.stderr.contains("panicked"),
+        "sitevault panicked:\n{}",
+        out.stderr
+    );
+    out
+}
+
 /// Initialise an encrypted vault with cheap Argon2id parameters (tests run many commands).
 pub fn init_vault(repo: &Path) {
     sv().args(["init", "--repo"])

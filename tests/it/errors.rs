@@ -11,33 +11,7 @@ use sitevault::paths::PathStyle;
 use sitevault::snapshot::select;
 use sitevault::{ErrorKind, Id, Snapshot, SnapshotFilter, Summary, Vault};
 
-use crate::common::{PASSWORD, init_vault, random_bytes, restored_path, sv};
-
-/// What one run of the binary printed.
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// Run, and fail at once on a panic or a death by signal.
-fn run(cmd: &mut assert_cmd::Command) -> Out {
-    let o = cmd.output().expect("sitevault runs");
-    let out = Out {
-        code: o
-            .status
-            .code()
-            .expect("sitevault exited normally, not by a signal"),
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-    };
-    assert!(
-        !out.stderr.contains("panicked"),
-        "sitevault panicked:\n{}",
-        out.stderr
-    );
-    out
-}
+use crate::common::{Out, PASSWORD, init_vault, random_bytes, restored_path, run, sv};
 
 /// Exit 1 and a stderr of exactly one line, an `error:` line holding every needle.
 #[track_caller]
