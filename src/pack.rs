@@ -51,7 +51,13 @@ pub struct PackWriter {
 
 impl PackWriter {
     pub fn new(kind: BlobKind) -> PackWriter {
-        let mut buf = Vec::new();
+        Self::with_capacity(kind, 0)
+    }
+
+    /// A writer whose buffer never reallocates below `capacity` bytes: growing a 32 MiB pack by
+    /// doubling copied it repeatedly and briefly held twice its size.
+    pub fn with_capacity(kind: BlobKind, capacity: usize) -> PackWriter {
+        let mut buf = Vec::with_capacity(capacity.max(PACK_PREAMBLE_LEN));
         buf.extend_from_slice(&pack_magic());
         put_u16(&mut buf, PACK_VERSION);
         put_u8(&mut buf, kind as u8);

@@ -42,8 +42,8 @@ impl<'a> Packer<'a> {
             vault,
             index,
             claimed: Mutex::new(HashSet::new()),
-            data: Mutex::new(PackWriter::new(BlobKind::Data)),
-            tree: Mutex::new(PackWriter::new(BlobKind::Tree)),
+            data: Mutex::new(new_pack(vault, BlobKind::Data)),
+            tree: Mutex::new(new_pack(vault, BlobKind::Tree)),
             uploads: Mutex::new(Some(uploads)),
             data_blobs: AtomicU64::new(0),
             tree_blobs: AtomicU64::new(0),
@@ -108,7 +108,7 @@ impl<'a> Packer<'a> {
             let mut w = lock.lock().expect("pack lock");
             w.add(id, sealed, raw_len);
             (w.len() >= self.vault.config().pack_size as usize)
-                .then(|| std::mem::replace(&mut *w, PackWriter::new(kind)))
+                .then(|| std::mem::replace(&mut *w, new_pack(self.vault, kind)))
         };
         match full {
             Some(w) => self.send(w),
@@ -144,6 +144,12 @@ impl<'a> Packer<'a> {
             .unwrap_or_else(|e| e.into_inner())
             .take();
     }
+}
+
+/// A pack sized for the vault's pack size, the largest blob that can overflow it, and its header.
+fn new_pack(vault: &Vault, kind: BlobKind) -> PackWriter {
+    let cap = vault.config().pack_size as usize + vault.chunker().max_chunk() + (1 << 20);
+    PackWriter::with_capacity(kind, cap)
 }
 
 fn uploader_stopped() -> Error {
