@@ -77,14 +77,60 @@ pub fn restore(
             Err(err) => fail(path, &err),
         }
     }
-    planned.par_iter().for_each(|(path, e)| match &e.node.kind {
-        NodeKind::File { chunks } => match restore_file(vault, index, path, &e.node, chunks) {
-            Ok(n) => {
-                files.fetch_add(1, Ordering::Relaxed);
-                bytes.fetch_add(n, Ordering::Relaxed);
+    // Files whose blobs lie in one stretch of one pack (small files, the common case) are
+    // grouped with their neighbours in the pack, so a pack is fetched once for many files;
+    // larger files fetch their own runs, in parallel.
+    let mut single: Vec<(&Path, &Node, Run)> = Vec::new();
+    let mut multi: Vec<(&Path, &Node, Vec<Run>)> = Vec::new();
+    for (path, e) in &planned {
+        if let NodeKind::File { chunks } = &e.node.kind {
+            match plan_runs(index, chunks)
+                .and_then(|(runs, total)| check_size(path, &e.node, total).map(|_| runs))
+            {
+                Ok(mut runs) if runs.len() == 1 => single.push((path, &e.node, runs.remove(0))),
+                Ok(runs) => multi.push((path, &e.node, runs)),
+                Err(err) => fail(path, &err),
             }
-            Err(err) => fail(path, &err),
-        },
+        }
+    }
+    let done = |path: &Path, node: &Node, r: Result<()>| match r {
+        Ok(()) => {
+            files.fetch_add(1, Ordering::Relaxed);
+            bytes.fetch_add(node.size, Ordering::Relaxed);
+        }
+        Err(err) => fail(path, &err),
+    };
+    group_by_pack(single).par_iter().for_each(|group| {
+        let name = pack_name(&group.pack);
+        match vault.store().get_range(&name, group.start..group.end) {
+            Ok(buf) => group.files.iter().for_each(|(path, node, run)| {
+                let r = write_file(path, node, |f, tmp| {
+                    write_run(
+                        vault,
+                        &buf[(run.start - group.start) as usize..],
+                        run,
+                        f,
+                        tmp,
+                    )
+                });
+                done(path, node, r);
+            }),
+            Err(err) => group.files.iter().for_each(|(path, _, _)| fail(path, &err)),
+        }
+    });
+    multi.par_iter().for_each(|(path, node, runs)| {
+        let r = write_file(path, node, |f, tmp| {
+            runs.par_iter().try_for_each(|run| {
+                let buf = vault
+                    .store()
+                    .get_range(&pack_name(&run.pack), run.start..run.end)?;
+                write_run(vault, &buf, run, f, tmp)
+            })
+        });
+        done(path, node, r);
+    });
+    planned.par_iter().for_each(|(path, e)| match &e.node.kind {
+        NodeKind::File { .. } => {}
         NodeKind::Symlink { target } => match restore_symlink(path, target, &e.node) {
             Ok(()) => {
                 links.fetch_add(1, Ordering::Relaxed);
@@ -121,55 +167,95 @@ pub fn restore(
     Ok(summary)
 }
 
-fn restore_file(
-    vault: &Vault,
-    index: &Index,
+fn check_size(path: &Path, node: &Node, total: u64) -> Result<()> {
+    if total == node.size {
+        return Ok(());
+    }
+    Err(Error::corrupt(
+        format!("file {}", path.display()),
+        format!(
+            "chunks hold {total} bytes but the tree records {}",
+            node.size
+        ),
+    ))
+}
+
+/// Create `path` through a temporary file in the same folder: sized first, filled by `fill`,
+/// given its metadata, then renamed into place; on failure the temporary file is removed.
+fn write_file(
     path: &Path,
     node: &Node,
-    chunks: &[crate::id::Id],
-) -> Result<u64> {
+    fill: impl FnOnce(&File, &Path) -> Result<()>,
+) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
         ".sitevault-{}.tmp",
         hex::encode(random_array::<8>()?)
     ));
-    let result = (|| -> Result<u64> {
+    let result = (|| -> Result<()> {
         let f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        // Final size first: the blocks are written in place, in parallel, and runs of zeros are
-        // never written, so they stay holes where the filesystem supports sparse files.
+        // Final size first: blocks are written in place, possibly in parallel, and runs of
+        // zeros are never written, so they stay holes where the filesystem supports them.
         f.set_len(node.size).map_err(|e| Error::io(&tmp, e))?;
-        let (runs, total) = plan_runs(index, chunks)?;
-        if total != node.size {
-            return Err(Error::corrupt(
-                format!("file {}", path.display()),
-                format!(
-                    "chunks hold {total} bytes but the tree records {}",
-                    node.size
-                ),
-            ));
-        }
-        runs.par_iter().try_for_each(|run| {
-            let name = pack_name(&run.pack);
-            let bytes = vault.store().get_range(&name, run.start..run.end)?;
-            for b in &run.blobs {
-                let at = (b.loc.offset as u64 - run.start) as usize;
-                let sealed = &bytes[at..at + b.loc.stored_len as usize];
-                let data = vault.open_blob(sealed, &b.id, BlobKind::Data, b.loc.raw_len, &name)?;
-                write_sparse(&f, &data, b.file_offset).map_err(|e| Error::io(&tmp, e))?;
-            }
-            Ok::<(), Error>(())
-        })?;
-        let written = total;
+        fill(&f, &tmp)?;
         // No fsync per file: a restore interrupted by power loss is simply run again.
         drop(f);
         apply_metadata(&tmp, node, false)?;
-        fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
-        Ok(written)
+        fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Open and verify the blobs of `run` from `buf` (which starts at `run.start`) and write them
+/// at their file offsets.
+fn write_run(vault: &Vault, buf: &[u8], run: &Run, f: &File, tmp: &Path) -> Result<()> {
+    let name = pack_name(&run.pack);
+    for b in &run.blobs {
+        let at = (b.loc.offset as u64 - run.start) as usize;
+        let sealed = &buf[at..at + b.loc.stored_len as usize];
+        let data = vault.open_blob(sealed, &b.id, BlobKind::Data, b.loc.raw_len, &name)?;
+        write_sparse(f, &data, b.file_offset).map_err(|e| Error::io(tmp, e))?;
+    }
+    Ok(())
+}
+
+/// Single-run files of one pack whose runs are close together, fetched with one range read.
+struct PackGroup<'a> {
+    pack: Id,
+    start: u64,
+    end: u64,
+    files: Vec<(&'a Path, &'a Node, Run)>,
+}
+
+/// Bytes of other blobs a group may read across to join two files' runs.
+const MAX_GAP: u64 = 256 * 1024;
+
+fn group_by_pack<'a>(mut files: Vec<(&'a Path, &'a Node, Run)>) -> Vec<PackGroup<'a>> {
+    files.sort_by(|a, b| (a.2.pack, a.2.start).cmp(&(b.2.pack, b.2.start)));
+    let mut groups: Vec<PackGroup<'a>> = Vec::new();
+    for f in files {
+        let (pack, start, end) = (f.2.pack, f.2.start, f.2.end);
+        match groups.last_mut() {
+            Some(g)
+                if g.pack == pack
+                    && start <= g.end + MAX_GAP
+                    && end.max(g.end) - g.start <= MAX_RUN =>
+            {
+                g.end = g.end.max(end);
+                g.files.push(f);
+            }
+            _ => groups.push(PackGroup {
+                pack,
+                start,
+                end,
+                files: vec![f],
+            }),
+        }
+    }
+    groups
 }
 
 /// Blobs that lie back to back in one pack, fetched with one range read.
