@@ -21,6 +21,7 @@ use crate::packer::{PACKS_IN_FLIGHT, Packer, upload_packs};
 use crate::paths::{self, PathStyle};
 use crate::snapshot::{SNAPSHOT_VERSION, Snapshot, Summary};
 use crate::tree::{Node, NodeKind, Tree, UnixMeta};
+use crate::lock::VaultLock;
 use crate::vault::Vault;
 
 /// Files at least this large go to the big-file worker, one at a time, chunked and sealed on
@@ -131,6 +132,7 @@ pub fn backup(
     vault: &Vault,
     opts: &BackupOptions,
     observer: &dyn BackupObserver,
+    lock: Option<&VaultLock>,
 ) -> Result<BackupResult> {
     let started = Instant::now();
     let time = opts.time.unwrap_or_else(Timestamp::now);
@@ -256,6 +258,11 @@ pub fn backup(
         complete: unreadable == 0,
         summary,
     };
+    // The commit point: only while our lock certainly still holds, or a prune that judged us
+    // gone could have deleted packs this snapshot needs (formats/ §12.6).
+    if let Some(l) = lock {
+        l.check()?;
+    }
     let id = vault.save_snapshot(&snapshot)?;
     Ok(BackupResult {
         id,

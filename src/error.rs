@@ -30,6 +30,10 @@ pub enum ErrorKind {
     Io,
     /// The object store failed.
     Store,
+    /// Another process holds a lock that conflicts with this command.
+    Locked,
+    /// This process's own lock expired or was removed while it worked.
+    LockLost,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +78,14 @@ pub enum Error {
     },
     #[error("storage error on {object}: {detail}")]
     Store { object: String, detail: String },
+    #[error(
+        "vault {location} is locked by {holder}; wait for it to finish (or raise --lock-wait), or if that process is gone, run `sitevault unlock --repo {location}`"
+    )]
+    Locked { location: String, holder: String },
+    #[error(
+        "lost the lock on vault {location}: {detail}; a prune may have run meanwhile, so nothing was committed; run the command again"
+    )]
+    LockLost { location: String, detail: String },
 }
 
 impl Error {
@@ -91,6 +103,8 @@ impl Error {
             Error::AlreadyExists { .. } => ErrorKind::AlreadyExists,
             Error::Io { .. } => ErrorKind::Io,
             Error::Store { .. } => ErrorKind::Store,
+            Error::Locked { .. } => ErrorKind::Locked,
+            Error::LockLost { .. } => ErrorKind::LockLost,
         }
     }
 

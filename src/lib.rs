@@ -3,6 +3,7 @@
 //! The byte formats are specified in `formats/`; this crate is their reference implementation.
 
 pub mod backup;
+pub mod check;
 pub mod chunker;
 pub(crate) mod codec;
 pub mod config;
@@ -10,11 +11,15 @@ pub mod crypto;
 pub mod error;
 pub mod id;
 pub mod index;
+pub mod lock;
 pub mod pack;
 pub(crate) mod packer;
 pub mod paths;
+pub mod prune;
 pub mod restore;
+pub mod retention;
 pub mod snapshot;
+pub mod stats;
 pub mod store;
 pub mod tree;
 pub mod vault;

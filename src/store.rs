@@ -18,6 +18,9 @@ pub struct ObjectInfo {
     /// Name relative to the vault root, with `/` separators.
     pub name: String,
     pub size: u64,
+    /// When the storage says it was written (its own clock, not the writer's): lock staleness
+    /// is judged by comparing two of these, so client clocks never matter.
+    pub modified: jiff::Timestamp,
 }
 
 /// What the engine needs from a place that holds objects. Every `put` is atomic and create-only:
@@ -144,6 +147,8 @@ impl Store for ObjectStoreBackend {
             .map(|m| ObjectInfo {
                 name: m.location.to_string(),
                 size: m.size,
+                modified: jiff::Timestamp::from_millisecond(m.last_modified.timestamp_millis())
+                    .unwrap_or(jiff::Timestamp::UNIX_EPOCH),
             })
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -172,4 +177,59 @@ pub fn open_store(repo: &str, create: bool) -> Result<Arc<dyn Store>> {
         Path::new(repo),
         create,
     )?))
+}
+
+/// Called after each completed write (put or delete) with its 1-based number, the operation
+/// (`put` or `delete`) and the object name.
+pub type WriteHook = Box<dyn Fn(u64, &str, &str) + Send + Sync>;
+
+/// A store that reports every completed write to a hook. The crash tests use it to stop a real
+/// process right after its Nth write and kill it there, at a point they can name.
+pub struct HookedStore {
+    inner: Arc<dyn Store>,
+    hook: WriteHook,
+    writes: std::sync::atomic::AtomicU64,
+}
+
+impl HookedStore {
+    pub fn new(inner: Arc<dyn Store>, hook: WriteHook) -> HookedStore {
+        HookedStore {
+            inner,
+            hook,
+            writes: Default::default(),
+        }
+    }
+
+    fn wrote(&self, op: &str, name: &str) {
+        let n = self
+            .writes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1;
+        (self.hook)(n, op, name);
+    }
+}
+
+impl Store for HookedStore {
+    fn location(&self) -> &str {
+        self.inner.location()
+    }
+    fn get(&self, name: &str) -> Result<Option<Bytes>> {
+        self.inner.get(name)
+    }
+    fn get_range(&self, name: &str, range: Range<u64>) -> Result<Bytes> {
+        self.inner.get_range(name, range)
+    }
+    fn put(&self, name: &str, data: Bytes) -> Result<bool> {
+        let r = self.inner.put(name, data)?;
+        self.wrote("put", name);
+        Ok(r)
+    }
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        self.inner.list(prefix)
+    }
+    fn delete(&self, name: &str) -> Result<()> {
+        self.inner.delete(name)?;
+        self.wrote("delete", name);
+        Ok(())
+    }
 }

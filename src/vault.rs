@@ -247,6 +247,10 @@ impl Vault {
     pub fn store(&self) -> &dyn Store {
         &*self.store
     }
+    /// A handle on the store for threads that outlive a borrow of the vault (the lock refresher).
+    pub fn store_handle(&self) -> Arc<dyn Store> {
+        Arc::clone(&self.store)
+    }
     pub fn config(&self) -> &VaultConfig {
         &self.config
     }
@@ -332,6 +336,54 @@ impl Vault {
         }
         index.finish();
         Ok(index)
+    }
+
+    /// Read every index file, the unreadable ones apart, without stopping at the first damage
+    /// (prune and check must see the whole picture). Files are in ascending id order.
+    pub fn scan_index(&self) -> Result<IndexScan> {
+        let mut ids = self.list_ids(INDEX)?;
+        ids.sort();
+        let loaded: Vec<(Id, Result<IndexFile>)> = ids
+            .par_iter()
+            .map(|(id, _)| {
+                let r = match self.load_object_if_present(INDEX, id) {
+                    Ok(Some(b)) => IndexFile::decode(&b)
+                        .map_err(|e| Error::corrupt(format!("index/{}", id.to_hex()), e.to_string())),
+                    Ok(None) => Err(Error::corrupt(format!("index/{}", id.to_hex()), "vanished")),
+                    Err(e) => Err(e),
+                };
+                (*id, r)
+            })
+            .collect();
+        let mut scan = IndexScan::default();
+        for (id, r) in loaded {
+            scan.all.push(id);
+            match r {
+                Ok(f) => scan.readable.push((id, f)),
+                Err(e) => scan.unreadable.push((id, e)),
+            }
+        }
+        scan.superseded = scan
+            .readable
+            .iter()
+            .flat_map(|(_, f)| f.supersedes.iter().copied())
+            .collect();
+        Ok(scan)
+    }
+
+    /// Like [`Vault::load_object`], but `Ok(None)` when the object does not exist.
+    pub fn load_object_if_present(&self, prefix: &str, id: &Id) -> Result<Option<Vec<u8>>> {
+        let name = object_name(prefix, id);
+        let Some(bytes) = self.store.get(&name)? else {
+            return Ok(None);
+        };
+        if Id::of_object(&bytes) != *id {
+            return Err(Error::corrupt(
+                &name,
+                "content does not match its name (hash mismatch)",
+            ));
+        }
+        self.sealer.open(&bytes, None, &name).map(Some)
     }
 
     /// Read a pack's own header (from its tail): used to index packs a killed backup left behind.
@@ -484,6 +536,37 @@ impl Vault {
             .sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
         scan.unreadable.sort_by_key(|(id, _)| *id);
         Ok(scan)
+    }
+}
+
+/// The outcome of reading every index file.
+#[derive(Debug, Default)]
+pub struct IndexScan {
+    /// Every index file listed, ascending.
+    pub all: Vec<Id>,
+    pub readable: Vec<(Id, IndexFile)>,
+    pub unreadable: Vec<(Id, Error)>,
+    /// Ids named in the `supersedes` lists of readable files: readers ignore those files.
+    pub superseded: HashSet<Id>,
+}
+
+impl IndexScan {
+    /// The packs the readable, non-superseded files list; a pack listed twice is taken from
+    /// the first file (ascending id), as readers do.
+    pub fn packs(&self) -> Vec<IndexPack> {
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for (id, f) in &self.readable {
+            if self.superseded.contains(id) {
+                continue;
+            }
+            for p in &f.packs {
+                if seen.insert(p.id) {
+                    out.push(p.clone());
+                }
+            }
+        }
+        out
     }
 }
 

@@ -37,6 +37,143 @@ pub enum Command {
     Ls(LsArgs),
     /// Restore a snapshot under a folder or to its original paths
     Restore(RestoreArgs),
+    /// Remove snapshots by retention policy or by id (then `prune` frees their data)
+    Forget(ForgetArgs),
+    /// Delete data no snapshot uses and repack mostly unused packs
+    Prune(PruneArgs),
+    /// Verify the vault's structure, and with --read-data its stored bytes
+    Check(CheckArgs),
+    /// Sizes, counts, and what each snapshot added
+    Stats(StatsArgs),
+    /// Remove stale locks left by processes that died (or, with --remove-all, every lock)
+    Unlock(UnlockArgs),
+}
+
+/// How long to wait for a conflicting lock (another backup, prune or check).
+#[derive(Debug, Args, Clone)]
+pub struct LockArgs {
+    /// Wait this long for another process's conflicting lock, e.g. 0, 30s, 10m, 2h
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_wait)]
+    pub lock_wait: std::time::Duration,
+}
+
+/// Readers may skip locking, e.g. on read-only media.
+#[derive(Debug, Args, Clone)]
+pub struct ReadLockArgs {
+    #[command(flatten)]
+    pub lock: LockArgs,
+    /// Do not take a lock (read-only media); a prune running meanwhile can make reads fail
+    #[arg(long)]
+    pub no_lock: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    /// Keep the N newest snapshots
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<u32>,
+    /// Keep the newest snapshot of each of the last N hours that have one
+    #[arg(long, value_name = "N")]
+    pub keep_hourly: Option<u32>,
+    /// Keep the newest snapshot of each of the last N days that have one
+    #[arg(long, value_name = "N")]
+    pub keep_daily: Option<u32>,
+    /// Keep the newest snapshot of each of the last N ISO weeks that have one
+    #[arg(long, value_name = "N")]
+    pub keep_weekly: Option<u32>,
+    /// Keep the newest snapshot of each of the last N months that have one
+    #[arg(long, value_name = "N")]
+    pub keep_monthly: Option<u32>,
+    /// Keep the newest snapshot of each of the last N years that have one
+    #[arg(long, value_name = "N")]
+    pub keep_yearly: Option<u32>,
+    /// Keep every snapshot within DURATION of the group's newest: 12h, 5d, 2w, 6m (months), 1y, 1y6m
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within: Option<String>,
+    /// Keep every snapshot with this tag (repeatable)
+    #[arg(long = "keep-tag", value_name = "TAG")]
+    pub keep_tags: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ForgetArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    #[command(flatten)]
+    pub lock: LockArgs,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// Show what would be kept and removed; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Prune afterwards, under the same lock
+    #[arg(long)]
+    pub prune: bool,
+    /// With --prune: see `prune --max-unused`
+    #[arg(long, value_name = "PERCENT", default_value = "5%", value_parser = parse_percent)]
+    pub max_unused: f64,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+    /// Forget exactly these snapshots (ids or unique prefixes) instead of applying a policy
+    #[arg(value_name = "SNAPSHOT")]
+    pub ids: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    #[command(flatten)]
+    pub lock: LockArgs,
+    /// Show what would be deleted and repacked; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Repack partly used packs until unused space is at most PERCENT of the vault
+    #[arg(long, value_name = "PERCENT", default_value = "5%", value_parser = parse_percent)]
+    pub max_unused: f64,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    #[command(flatten)]
+    pub lock: ReadLockArgs,
+    /// Also download, decrypt, decompress and re-hash every blob
+    #[arg(long, conflicts_with = "read_data_subset")]
+    pub read_data: bool,
+    /// Like --read-data for a part of the packs: N% (random) or n/t (the n-th of t parts)
+    #[arg(long, value_name = "N%|n/t")]
+    pub read_data_subset: Option<String>,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    #[command(flatten)]
+    pub lock: ReadLockArgs,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// Remove every lock, not only stale ones (only when no sitevault process uses the vault)
+    #[arg(long)]
+    pub remove_all: bool,
 }
 
 #[derive(Debug, Args)]
@@ -64,6 +201,8 @@ pub struct InitArgs {
 pub struct BackupArgs {
     #[command(flatten)]
     pub repo: RepoArgs,
+    #[command(flatten)]
+    pub lock: LockArgs,
     /// Snapshot label, e.g. sccm-CEN
     #[arg(long, value_name = "NAME", default_value = "")]
     pub label: String,
@@ -114,6 +253,8 @@ pub struct LsArgs {
     #[command(flatten)]
     pub repo: RepoArgs,
     #[command(flatten)]
+    pub lock: ReadLockArgs,
+    #[command(flatten)]
     pub filter: FilterArgs,
     /// Snapshot id, unique prefix (4+ hex digits) or `latest`
     pub snapshot: String,
@@ -127,6 +268,8 @@ pub struct LsArgs {
 pub struct RestoreArgs {
     #[command(flatten)]
     pub repo: RepoArgs,
+    #[command(flatten)]
+    pub lock: ReadLockArgs,
     #[command(flatten)]
     pub filter: FilterArgs,
     /// Snapshot id, unique prefix (4+ hex digits) or `latest`
@@ -159,6 +302,42 @@ fn parse_size(s: &str) -> Result<u64, String> {
     };
     n.checked_mul(mult)
         .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+/// `0`, `30s`, `10m` (minutes), `2h`.
+fn parse_wait(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 30s, 10m or 2h"))?;
+    let secs = match unit {
+        "" if n == 0 => 0,
+        "s" => n,
+        "m" | "min" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        _ => return Err(format!("{s:?}: give a number and a unit: s, m (minutes) or h")),
+    };
+    Ok(std::time::Duration::from_secs(secs))
+}
+
+/// `5%`, `5` (percent) or `unlimited`, as a fraction.
+fn parse_percent(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    if t.eq_ignore_ascii_case("unlimited") {
+        return Ok(1.0);
+    }
+    let v: f64 = t
+        .strip_suffix('%')
+        .unwrap_or(t)
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a percentage like 5%"))?;
+    if !(0.0..=100.0).contains(&v) {
+        return Err(format!("{s:?}: give a percentage from 0% to 100%"));
+    }
+    Ok(v / 100.0)
 }
 
 fn parse_time(s: &str) -> Result<jiff::Timestamp, String> {

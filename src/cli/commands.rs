@@ -23,6 +23,11 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Snapshots(a) => snapshots(a),
         Command::Ls(a) => ls(a),
         Command::Restore(a) => restore(a),
+        Command::Forget(a) => super::maintain::forget(a),
+        Command::Prune(a) => super::maintain::prune(a),
+        Command::Unlock(a) => super::maintain::unlock(a),
+        Command::Check(a) => super::inspect::check(a),
+        Command::Stats(a) => super::inspect::stats(a),
     }
 }
 
@@ -43,8 +48,31 @@ fn password(repo: &RepoArgs) -> Result<Option<Vec<u8>>> {
         .filter(|p| !p.is_empty()))
 }
 
-fn open(repo: &RepoArgs) -> Result<Vault> {
-    let store = sitevault::open_store(&repo.repo, false)?;
+/// The vault's store, behind the test stop hook when `SITEVAULT_TEST_STOP_AFTER_WRITES=N` is
+/// set: after its Nth write the process names that write on stderr and waits for a line on stdin
+/// (tests kill it there with SIGKILL, or let it go on). Not for production use.
+fn open_store(repo: &str, create: bool) -> Result<std::sync::Arc<dyn sitevault::Store>> {
+    let store = sitevault::open_store(repo, create)?;
+    let Some(n) = std::env::var("SITEVAULT_TEST_STOP_AFTER_WRITES")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    else {
+        return Ok(store);
+    };
+    let hook: sitevault::store::WriteHook = Box::new(move |i, op, name| {
+        if i == n {
+            eprintln!("sitevault-test-stop: write {i}: {op} {name}");
+            let mut line = String::new();
+            let _ = std::io::stdin().read_line(&mut line);
+        }
+    });
+    Ok(std::sync::Arc::new(sitevault::store::HookedStore::new(
+        store, hook,
+    )))
+}
+
+pub(super) fn open(repo: &RepoArgs) -> Result<Vault> {
+    let store = open_store(&repo.repo, false)?;
     // A plaintext vault needs no password, so a bad password file only matters when one is needed.
     let pw = password(repo);
     match Vault::open(store, pw.as_ref().ok().and_then(|p| p.as_deref())) {
@@ -55,7 +83,41 @@ fn open(repo: &RepoArgs) -> Result<Vault> {
     }
 }
 
-fn hostname() -> String {
+/// Take the vault lock for `command`, telling the user on stderr when it has to wait.
+pub(super) fn lock(
+    vault: &Vault,
+    args: &LockArgs,
+    exclusive: bool,
+    command: &str,
+) -> Result<sitevault::lock::VaultLock> {
+    let opts = sitevault::lock::LockOptions {
+        exclusive,
+        command: command.into(),
+        host: hostname(),
+        wait: args.lock_wait,
+    };
+    let waiting = |holder: &str| {
+        eprintln!(
+            "waiting up to {}s for the vault lock held by {holder}",
+            args.lock_wait.as_secs()
+        )
+    };
+    Ok(sitevault::lock::VaultLock::acquire(vault, &opts, &waiting)?)
+}
+
+/// A shared lock for a reading command, unless `--no-lock`.
+pub(super) fn read_lock(
+    vault: &Vault,
+    args: &ReadLockArgs,
+    command: &str,
+) -> Result<Option<sitevault::lock::VaultLock>> {
+    if args.no_lock {
+        return Ok(None);
+    }
+    lock(vault, &args.lock, false, command).map(Some)
+}
+
+pub(super) fn hostname() -> String {
     let from_file = ["/proc/sys/kernel/hostname", "/etc/hostname"]
         .iter()
         .find_map(|p| std::fs::read_to_string(p).ok())
@@ -179,8 +241,9 @@ fn backup(a: BackupArgs) -> Result<u8> {
         time: a.time,
         force_reread: a.force_reread,
     };
+    let lock = lock(&vault, &a.lock, false, "backup")?;
     let progress = Progress::new();
-    let r = sitevault::backup(&vault, &opts, &progress);
+    let r = sitevault::backup(&vault, &opts, &progress, Some(&lock));
     progress.finish();
     let r = r?;
     let s = &r.snapshot.summary;
@@ -362,6 +425,7 @@ fn find(
 
 fn ls(a: LsArgs) -> Result<u8> {
     let vault = open(&a.repo)?;
+    let _lock = read_lock(&vault, &a.lock, "ls")?;
     let (_, snap) = find(&vault, &a.snapshot, &a.filter)?;
     let index = vault.load_index()?;
     let entries = sitevault::walk::entries(&vault, &index, &snap.tree)?;
@@ -409,6 +473,7 @@ fn ls(a: LsArgs) -> Result<u8> {
 
 fn restore(a: RestoreArgs) -> Result<u8> {
     let vault = open(&a.repo)?;
+    let _lock = read_lock(&vault, &a.lock, "restore")?;
     let (id, snap) = find(&vault, &a.snapshot, &a.filter)?;
     let index = vault.load_index()?;
     let dest = match &a.target {

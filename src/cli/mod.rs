@@ -3,6 +3,8 @@
 
 mod args;
 mod commands;
+mod inspect;
+mod maintain;
 mod output;
 
 use std::process::ExitCode;

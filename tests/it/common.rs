@@ -150,3 +150,73 @@ pub fn assert_trees_equal(a: &Path, b: &Path) {
         }
     }
 }
+
+/// A `sitevault` process started with `SITEVAULT_TEST_STOP_AFTER_WRITES=n`: it stops right after
+/// its nth write to the vault and waits, so a test can kill it there or let it go on.
+pub struct Paused {
+    pub child: std::process::Child,
+    /// The write it stopped after (`put data/..`), or `None` if it ended before write n.
+    pub at: Option<String>,
+    stderr: std::io::BufReader<std::process::ChildStderr>,
+}
+
+impl Paused {
+    /// Start `args` (after `sitevault`) and wait until it stops or ends.
+    pub fn start(args: &[&std::ffi::OsStr], n: u64) -> Paused {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("sitevault"))
+            .env_remove("SITEVAULT_REPOSITORY")
+            .env_remove("SITEVAULT_PASSWORD_FILE")
+            .env("SITEVAULT_PASSWORD", PASSWORD)
+            .env("SITEVAULT_TEST_STOP_AFTER_WRITES", n.to_string())
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn sitevault");
+        let mut stderr = std::io::BufReader::new(child.stderr.take().expect("piped stderr"));
+        let mut at = None;
+        let mut line = String::new();
+        while stderr.read_line(&mut line).expect("read stderr") > 0 {
+            if let Some(rest) = line.trim_end().strip_prefix("sitevault-test-stop: ") {
+                // `write N: put data/..` → `put data/..`
+                at = Some(rest.split_once(": ").map_or(rest, |(_, op)| op).to_string());
+                break;
+            }
+            line.clear();
+        }
+        Paused { child, at, stderr }
+    }
+
+    /// SIGKILL it where it stands.
+    pub fn kill(mut self) {
+        self.child.kill().expect("SIGKILL sitevault");
+        self.child.wait().expect("reap sitevault");
+    }
+
+    /// Let it go on; returns its exit code and the rest of its stderr.
+    pub fn resume(mut self) -> (i32, String) {
+        use std::io::{Read, Write};
+        if let Some(mut stdin) = self.child.stdin.take() {
+            let _ = stdin.write_all(b"\n");
+        }
+        let mut rest = String::new();
+        let _ = self.stderr.read_to_string(&mut rest);
+        let status = self.child.wait().expect("wait for sitevault");
+        (status.code().expect("exited normally"), rest)
+    }
+}
+
+/// Copy a folder tree (a vault) so each crash scenario starts from the same state.
+pub fn copy_tree(from: &Path, to: &Path) {
+    for e in walkdir::WalkDir::new(from) {
+        let e = e.expect("walk");
+        let dest = to.join(e.path().strip_prefix(from).expect("prefix"));
+        if e.file_type().is_dir() {
+            std::fs::create_dir_all(&dest).expect("mkdir");
+        } else {
+            std::fs::copy(e.path(), &dest).expect("copy");
+        }
+    }
+}

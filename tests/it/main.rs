@@ -1,9 +1,12 @@
 //! One integration-test binary (faster to link than one per file). Each module owns one area.
 
+mod check;
 mod cli_contract;
 mod common;
 mod crash;
 mod dedup;
 mod errors;
+mod forget;
+mod prune;
 mod roundtrip;
 mod vectors;
