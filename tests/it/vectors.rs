@@ -20,6 +20,7 @@ use sitevault::chunker::{Chunker, ChunkerParams, Policy};
 use sitevault::config::{Encryption, VaultConfig};
 use sitevault::crypto::{KdfParams, KeyFile, MasterKey, Sealer};
 use sitevault::index::{IndexFile, IndexPack, index_magic};
+use sitevault::lock::LockInfo;
 use sitevault::pack::{BlobKind, PackWriter, PackedBlob, pack_magic, parse_header, parse_preamble};
 use sitevault::paths::{self, PathStyle};
 use sitevault::snapshot::{Snapshot, Summary};
@@ -79,6 +80,7 @@ const N_TREE_BLOBS: [u8; 3] = [0x71, 0x91, 0xb1];
 const N_TREE_HEADER: u8 = 0xd1;
 const N_INDEX: u8 = 0xe1;
 const N_SNAPSHOT: u8 = 0xf1;
+const N_LOCK: u8 = 0x05;
 
 fn long() -> Vec<u8> {
     LONG_LINE.repeat(8)
@@ -502,6 +504,28 @@ fn snapshot_stored() -> Vec<u8> {
     sealer(true).seal_with_nonce(&snapshot_json_bytes(), Some(LEVEL), &ramp(N_SNAPSHOT))
 }
 
+/// A lock as `prune` on host SCCM01 writes it (§12.6).
+fn lock_info() -> LockInfo {
+    LockInfo {
+        version: 1,
+        time: "2024-05-06T07:08:09Z".parse().unwrap(),
+        host: "SCCM01".into(),
+        pid: 4242,
+        exclusive: true,
+        command: "prune".into(),
+        nonce: hex::encode(ramp::<16>(0)),
+    }
+}
+
+fn lock_json_bytes() -> Vec<u8> {
+    serde_json::to_vec(&lock_info()).expect("lock serialises") // as `lock::write_lock` writes it
+}
+
+fn lock_stored() -> Vec<u8> {
+    // Locks are sealed without compression.
+    sealer(true).seal_with_nonce(&lock_json_bytes(), None, &ramp(N_LOCK))
+}
+
 fn policy_name(p: Policy) -> String {
     match p {
         Policy::ContentDefined => "cdc".into(),
@@ -582,6 +606,10 @@ fn build() -> Value {
     let snap_stored = snapshot_stored();
     let snap_id = Id::of_object(&snap_stored);
 
+    let lock_json = lock_json_bytes();
+    let lock_stored = lock_stored();
+    let lock_id = Id::of_object(&lock_stored);
+
     let input = xorshift_bytes(CHUNK_INPUT_SEED, CHUNK_INPUT_LEN);
     let seed = spec_gear_seed(&m.chunk_id);
     let chunker = Chunker::new(chunker_params(), seed).expect("chunker");
@@ -657,6 +685,13 @@ fn build() -> Value {
             "stored": h(&snap_stored),
             "id": snap_id.to_hex(),
             "name": format!("snapshots/{}", snap_id.to_hex()),
+        },
+        "lock": {
+            "json": String::from_utf8(lock_json).unwrap(),
+            "nonce": h(&ramp::<24>(N_LOCK)),
+            "stored": h(&lock_stored),
+            "id": lock_id.to_hex(),
+            "name": format!("locks/{}", lock_id.to_hex()),
         },
         "config": {
             "encrypted": {"json": String::from_utf8(config(true).encode()).unwrap(), "name": "config"},
@@ -1425,6 +1460,18 @@ fn trees_decode() {
 }
 
 #[test]
+fn lock_json_parses() {
+    let text = str_at("/lock/json");
+    let l: LockInfo = serde_json::from_str(text).unwrap_or_else(|e| panic!("lock: {e}; {ADVICE}"));
+    check_eq(&l, &lock_info(), "lock");
+    let stored_bytes = hex_at("/lock/stored");
+    check_eq(id_at("/lock/id"), Id::of_object(&stored_bytes), "lock id");
+    let (c, plain) = spec_open(&stored_bytes, Some(&master().encryption));
+    check_eq(c, 0, "locks are not compressed");
+    check_eq(plain.as_slice(), text.as_bytes(), "sealed lock");
+}
+
+#[test]
 fn snapshot_json_parses() {
     let text = str_at("/snapshot/json");
     let s: Snapshot =
@@ -1627,6 +1674,7 @@ fn vector_objects_form_a_readable_vault() {
         ("/tree_pack/name", hex_at("/tree_pack/bytes")),
         ("/index_file/name", hex_at("/index_file/stored")),
         ("/snapshot/name", hex_at("/snapshot/stored")),
+        ("/lock/name", hex_at("/lock/stored")),
         (
             "/config/encrypted/name",
             str_at("/config/encrypted/json").as_bytes().to_vec(),
@@ -1655,6 +1703,13 @@ fn vector_objects_form_a_readable_vault() {
         blob_id(SHORT),
         "vault blob ids",
     );
+    // The lock object is found and read back.
+    let locks = ok(
+        sitevault::lock::list_locks(&vault, "2024-05-06T08:00:00Z".parse().unwrap(), "other"),
+        "listing the vector lock",
+    );
+    check_eq(locks.len(), 1, "locks");
+    check_eq(locks[0].info.as_ref(), Some(&lock_info()), "lock read from the vault");
     let index = ok(vault.load_index(), "loading the vector index");
     check_eq(index.len(), 5, "indexed blobs");
     let snaps = ok(vault.list_snapshots(), "loading the vector snapshot");
