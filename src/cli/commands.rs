@@ -298,7 +298,7 @@ fn backup(a: BackupArgs) -> Result<u8> {
     })
 }
 
-fn filter(f: &FilterArgs) -> SnapshotFilter {
+pub(super) fn filter(f: &FilterArgs) -> SnapshotFilter {
     SnapshotFilter {
         label: f.label.clone(),
         host: f.host.clone(),

@@ -2,15 +2,149 @@
 
 use anyhow::{Result, bail};
 use serde_json::json;
+use sitevault::Id;
 use sitevault::prune::{PruneOptions, PruneReport};
+use sitevault::retention::{self, KeepWithin, Policy};
+use sitevault::snapshot;
+use sitevault::vault::SNAPSHOTS;
 
 use super::args::*;
-use super::commands::{hostname, lock, open};
+use super::commands::{filter, hostname, lock, open};
 use super::output::{self, outln};
 use super::EXIT_OK;
 
-pub fn forget(_a: ForgetArgs) -> Result<u8> {
-    bail!("forget: not built yet")
+pub fn forget(a: ForgetArgs) -> Result<u8> {
+    let vault = open(&a.repo)?;
+    // A dry run changes nothing, so it only needs to keep prune away while it reads.
+    let lock = lock(&vault, &a.lock, !a.dry_run, "forget")?;
+    let scan = vault.scan_snapshots()?;
+    for (id, e) in &scan.unreadable {
+        eprintln!(
+            "warning: snapshot {} cannot be read and is left alone: {e}",
+            id.short()
+        );
+    }
+    let f = filter(&a.filter);
+    let snaps: Vec<_> = scan
+        .readable
+        .into_iter()
+        .filter(|(_, s)| f.matches(s))
+        .collect();
+    let p = &a.policy;
+    let policy = Policy {
+        keep_last: p.keep_last.unwrap_or(0),
+        keep_hourly: p.keep_hourly.unwrap_or(0),
+        keep_daily: p.keep_daily.unwrap_or(0),
+        keep_weekly: p.keep_weekly.unwrap_or(0),
+        keep_monthly: p.keep_monthly.unwrap_or(0),
+        keep_yearly: p.keep_yearly.unwrap_or(0),
+        keep_within: p
+            .keep_within
+            .as_deref()
+            .map(str::parse::<KeepWithin>)
+            .transpose()?,
+        keep_tags: p.keep_tags.clone(),
+    };
+    let plans = if a.ids.is_empty() {
+        retention::plan(&snaps, &policy, &jiff::tz::TimeZone::system())?
+    } else {
+        if !policy.is_empty() {
+            bail!("give snapshot ids or --keep-* rules, not both");
+        }
+        let mut ids = Vec::new();
+        for r in &a.ids {
+            ids.push(snapshot::select(&snaps, r, &f)?.0);
+        }
+        retention::plan_ids(&snaps, &ids)
+    };
+    let remove: Vec<Id> = plans
+        .iter()
+        .flat_map(|g| g.decisions.iter())
+        .filter(|d| !d.keep)
+        .map(|d| d.id)
+        .collect();
+    if !a.dry_run && !remove.is_empty() {
+        lock.check()?;
+        for id in &remove {
+            vault
+                .store()
+                .delete(&format!("{SNAPSHOTS}/{}", id.to_hex()))?;
+        }
+    }
+    let pruned = if a.prune && !a.dry_run {
+        let opts = PruneOptions {
+            dry_run: false,
+            max_unused: a.max_unused,
+        };
+        Some(sitevault::prune::prune(&vault, &opts, &|| lock.check())?)
+    } else {
+        None
+    };
+    lock.release()?;
+    if a.json {
+        let groups: Vec<_> = plans
+            .iter()
+            .map(|g| {
+                let list = |keep: bool| -> Vec<serde_json::Value> {
+                    g.decisions
+                        .iter()
+                        .filter(|d| d.keep == keep)
+                        .map(|d| {
+                            json!({
+                                "id": d.id.to_hex(),
+                                "short_id": d.id.short(),
+                                "time": d.time.to_string(),
+                                "complete": d.complete,
+                                "reasons": d.reasons,
+                            })
+                        })
+                        .collect()
+                };
+                json!({
+                    "host": g.group.host,
+                    "label": g.group.label,
+                    "keep": list(true),
+                    "remove": list(false),
+                })
+            })
+            .collect();
+        output::json(&json!({
+            "dry_run": a.dry_run,
+            "groups": groups,
+            "removed": if a.dry_run { 0 } else { remove.len() },
+            "prune": pruned,
+        }));
+        return Ok(EXIT_OK);
+    }
+    let tz = jiff::tz::TimeZone::system();
+    for g in &plans {
+        let kept = g.decisions.iter().filter(|d| d.keep).count();
+        outln!(
+            "host {}, label {:?}: keep {kept}, remove {}",
+            g.group.host,
+            g.group.label,
+            g.decisions.len() - kept
+        );
+        for d in &g.decisions {
+            outln!(
+                "  {:<6}  {}  {}  {:<10}  {}",
+                if d.keep { "keep" } else { "remove" },
+                d.id.short(),
+                d.time.to_zoned(tz.clone()).strftime("%Y-%m-%d %H:%M:%S %:z"),
+                if d.complete { "complete" } else { "incomplete" },
+                d.reasons.join(", ")
+            );
+        }
+    }
+    if a.dry_run {
+        outln!("dry run: {} snapshots would be removed", remove.len());
+    } else {
+        outln!("{} snapshots removed", remove.len());
+    }
+    if let Some(r) = &pruned {
+        print_prune(r);
+    }
+    Ok(EXIT_OK)
 }
 
 pub fn prune(a: PruneArgs) -> Result<u8> {
@@ -84,6 +218,5 @@ pub fn unlock(a: UnlockArgs) -> Result<u8> {
         outln!("removed {} {who}", l.name);
     }
     outln!("{} locks removed", removed.len());
-    let _ = json!({});
     Ok(EXIT_OK)
 }
