@@ -65,7 +65,7 @@ use crate::snapshot::Snapshot;
 /// bucket rules, and buckets holding only incomplete snapshots do not count toward N.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Policy {
-    /// Keep the N newest complete snapshots (and incomplete ones newer than the Nth).
+    /// Keep the N newest complete snapshots (and up to N incomplete ones newer than the Nth).
     pub keep_last: u32,
     /// Keep the newest snapshot of each of the N newest hours that have snapshots.
     pub keep_hourly: u32,
