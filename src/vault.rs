@@ -481,7 +481,11 @@ impl Vault {
 
     pub fn load_snapshot(&self, id: &Id) -> Result<Snapshot> {
         let bytes = self.load_object(SNAPSHOTS, id)?;
-        let v: serde_json::Value = serde_json::from_slice(&bytes)
+        self.parse_snapshot(id, &bytes)
+    }
+
+    fn parse_snapshot(&self, id: &Id, bytes: &[u8]) -> Result<Snapshot> {
+        let v: serde_json::Value = serde_json::from_slice(bytes)
             .map_err(|e| Error::corrupt(format!("snapshot {id}"), e.to_string()))?;
         let newer = v
             .get("format_version")
@@ -520,15 +524,22 @@ impl Vault {
     /// Every snapshot, the readable ones (oldest first) apart from the unreadable ones, so one
     /// damaged or newer snapshot does not hide the others.
     pub fn scan_snapshots(&self) -> Result<SnapshotScan> {
-        let loaded: Vec<(Id, Result<Snapshot>)> = self
+        // A snapshot that vanishes between listing and reading was forgotten meanwhile.
+        let loaded: Vec<(Id, Result<Option<Snapshot>>)> = self
             .list_ids(SNAPSHOTS)?
             .par_iter()
-            .map(|(id, _)| (*id, self.load_snapshot(id)))
+            .map(|(id, _)| {
+                let r = self
+                    .load_object_if_present(SNAPSHOTS, id)
+                    .and_then(|b| b.map(|b| self.parse_snapshot(id, &b)).transpose());
+                (*id, r)
+            })
             .collect();
         let mut scan = SnapshotScan::default();
         for (id, r) in loaded {
             match r {
-                Ok(s) => scan.readable.push((id, s)),
+                Ok(Some(s)) => scan.readable.push((id, s)),
+                Ok(None) => {}
                 Err(e) => scan.unreadable.push((id, e)),
             }
         }
