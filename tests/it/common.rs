@@ -220,3 +220,58 @@ pub fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A running `sitevault` whose stderr lines arrive on a channel as they are printed.
+pub struct Watched {
+    pub child: std::process::Child,
+    pub lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Watched {
+    pub fn start(args: &[&std::ffi::OsStr]) -> Watched {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("sitevault"))
+            .env_remove("SITEVAULT_REPOSITORY")
+            .env_remove("SITEVAULT_PASSWORD_FILE")
+            .env("SITEVAULT_PASSWORD", PASSWORD)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn sitevault");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for l in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        Watched { child, lines }
+    }
+
+    /// Wait (up to a minute) for a stderr line containing `text`; returns it.
+    pub fn wait_for(&self, text: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let mut seen = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l.contains(text) => return l,
+                Ok(l) => seen.push(l),
+                Err(_) => break,
+            }
+        }
+        panic!("sitevault never printed {text:?}; stderr so far: {seen:?}");
+    }
+
+    /// Wait for it to end; returns the exit code and stdout.
+    pub fn finish(self) -> (i32, String) {
+        let out = self.child.wait_with_output().expect("wait for sitevault");
+        (
+            out.status.code().expect("exited normally"),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+}

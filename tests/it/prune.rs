@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::common::{
-    Paused, assert_trees_equal, copy_tree, init_vault_with, random_bytes, restored_path, run,
+    Paused, Watched, assert_trees_equal, copy_tree, init_vault_with, random_bytes, restored_path, run,
     sv,
 };
 
@@ -217,27 +217,21 @@ fn backup_waits_for_a_running_prune_and_both_succeed() {
     assert!(p.at.is_some(), "prune stopped midway");
     let src = f.dir.path().join("night5");
     write_night(&src, 5);
-    let backup = std::process::Command::new(assert_cmd::cargo::cargo_bin("sitevault"))
-        .env("SITEVAULT_PASSWORD", crate::common::PASSWORD)
-        .env_remove("SITEVAULT_PASSWORD_FILE")
-        .args(["backup", "--json", "--lock-wait", "60s", "--repo"])
-        .arg(&f.repo)
-        .arg(&src)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(700));
+    let backup = Watched::start(&[
+        OsStr::new("backup"),
+        OsStr::new("--json"),
+        OsStr::new("--lock-wait"),
+        OsStr::new("60s"),
+        OsStr::new("--repo"),
+        f.repo.as_os_str(),
+        src.as_os_str(),
+    ]);
+    backup.wait_for("waiting up to 60s for the vault lock held by prune (exclusive lock");
     let (code, err) = p.resume();
     assert_eq!(code, 0, "prune: {err}");
-    let out = backup.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "backup: {stderr}");
-    assert!(
-        stderr.contains("waiting up to 60s for the vault lock held by prune (exclusive lock"),
-        "the backup said it waited: {stderr}"
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (code, stdout) = backup.finish();
+    assert_eq!(code, 0, "backup failed after waiting");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     let mut kept = f.kept.clone();
     kept.push((v["id"].as_str().unwrap().to_string(), src));
     assert_check_clean(&f.repo, "after backup and prune raced");
@@ -262,21 +256,12 @@ fn prune_waits_for_a_running_backup_and_both_succeed() {
     assert!(b.at.is_some(), "backup stopped midway");
     let mut args = prune_args(&f.repo);
     args[4] = OsStr::new("60s");
-    let prune = std::process::Command::new(assert_cmd::cargo::cargo_bin("sitevault"))
-        .env("SITEVAULT_PASSWORD", crate::common::PASSWORD)
-        .env_remove("SITEVAULT_PASSWORD_FILE")
-        .args(&args)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(700));
+    let prune = Watched::start(&args);
+    prune.wait_for("held by backup (shared lock");
     let (code, err) = b.resume();
     assert_eq!(code, 0, "backup: {err}");
-    let out = prune.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "prune: {stderr}");
-    assert!(stderr.contains("held by backup (shared lock"), "{stderr}");
+    let (code, _) = prune.finish();
+    assert_eq!(code, 0, "prune failed after waiting");
     let id = {
         let o = run(sv().args(["snapshots", "--json", "--repo"]).arg(&f.repo));
         let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
