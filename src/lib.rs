@@ -15,6 +15,7 @@ pub mod lock;
 pub mod pack;
 pub(crate) mod packer;
 pub mod paths;
+pub mod pattern;
 pub mod prune;
 pub mod restore;
 pub mod retention;
