@@ -9,6 +9,7 @@ pub(crate) mod codec;
 pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod history;
 pub mod id;
 pub mod index;
 pub mod lock;

@@ -16,6 +16,7 @@ use crate::id::Id;
 use crate::index::{BlobLocation, Index, check_blob_kind};
 use crate::pack::BlobKind;
 use crate::paths;
+use crate::pattern::PathFilter;
 use crate::snapshot::Snapshot;
 use crate::tree::{Node, NodeKind};
 use crate::vault::{Vault, pack_name};
@@ -29,33 +30,170 @@ pub enum Destination {
     Original,
 }
 
+/// What to do with a file that already exists at the destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IfExists {
+    /// Replace it (atomically) when its content differs; leave identical files untouched.
+    #[default]
+    Overwrite,
+    /// Leave every existing file alone.
+    Skip,
+    /// Write the restored version beside it as `<stem> (restored <stamp>)<.ext>`.
+    KeepBoth,
+}
+
+impl std::str::FromStr for IfExists {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<IfExists> {
+        match s {
+            "overwrite" => Ok(IfExists::Overwrite),
+            "skip" => Ok(IfExists::Skip),
+            "keep-both" => Ok(IfExists::KeepBoth),
+            _ => Err(Error::InvalidInput(format!(
+                "--if-exists {s:?}: give overwrite, skip or keep-both"
+            ))),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RestoreOptions {
+    pub dest: Destination,
+    /// Which entries to restore (`--include`/`--exclude`); empty restores everything.
+    pub filter: PathFilter,
+    pub if_exists: IfExists,
+    /// Decide and report every action, write nothing.
+    pub dry_run: bool,
+    /// Re-read every restored file and check it against the snapshot.
+    pub verify: bool,
+    /// Goes into keep-both names, e.g. `2026-11-20 0300`.
+    pub stamp: String,
+}
+
+impl RestoreOptions {
+    pub fn new(dest: Destination) -> RestoreOptions {
+        RestoreOptions {
+            dest,
+            filter: PathFilter::default(),
+            if_exists: IfExists::default(),
+            dry_run: false,
+            verify: false,
+            stamp: String::new(),
+        }
+    }
+}
+
+/// What restore did (or, in a dry run, would do) with one file or symlink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// Nothing was there: written.
+    Write,
+    /// Something different was there: replaced.
+    Overwrite,
+    /// The same content was already there: left untouched.
+    Unchanged,
+    /// Something was there and `--if-exists skip` left it.
+    Skip,
+    /// Something different was there: the restored version was written beside it.
+    KeepBoth,
+}
+
+/// One planned action, for dry runs.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Planned {
+    pub path: String,
+    pub action: Action,
+    /// Where a keep-both copy goes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub written_to: Option<String>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RestoreSummary {
+    /// Files written (new, overwritten or kept both).
     pub files: u64,
     pub dirs: u64,
     pub symlinks: u64,
     pub bytes_written: u64,
+    pub files_unchanged: u64,
+    pub files_skipped: u64,
+    pub files_kept_both: u64,
+    /// Files re-read and found correct by `verify`.
+    pub files_verified: u64,
     /// Entries that could not be restored, with the reason; empty on success.
     pub errors: Vec<String>,
+}
+
+/// Every action a dry run decided, with its summary.
+#[derive(Debug, Clone, Default)]
+pub struct RestorePlan {
+    pub summary: RestoreSummary,
+    pub actions: Vec<Planned>,
+}
+
+struct Item<'a> {
+    path: PathBuf,
+    entry: &'a walk::Entry,
+    /// An ancestor directory of a selected entry, not selected itself: created, nothing more.
+    only_parent: bool,
 }
 
 pub fn restore(
     vault: &Vault,
     index: &Index,
     snapshot: &Snapshot,
-    dest: &Destination,
-) -> Result<RestoreSummary> {
+    opts: &RestoreOptions,
+) -> Result<RestorePlan> {
     let entries = walk::entries(vault, index, &snapshot.tree)?;
-    let mut planned = Vec::with_capacity(entries.len());
-    for e in entries {
-        let path = match dest {
-            Destination::Target(dir) => paths::under_target(dir, snapshot.path_style, &e.comps())?,
-            Destination::Original => paths::original(snapshot.path_style, &e.comps())?,
-        };
-        planned.push((path, e));
+    restore_entries(vault, index, snapshot, opts, &entries)
+}
+
+fn restore_entries(
+    vault: &Vault,
+    index: &Index,
+    snapshot: &Snapshot,
+    opts: &RestoreOptions,
+    entries: &[walk::Entry],
+) -> Result<RestorePlan> {
+    let style = snapshot.path_style;
+    let selected: Vec<bool> = entries
+        .iter()
+        .map(|e| opts.filter.selects(style, &e.comps()))
+        .collect();
+    if !opts.filter.is_empty() && !selected.iter().any(|s| *s) {
+        return Err(Error::InvalidInput(format!(
+            "nothing in the snapshot matches {}; run `sitevault ls` to see its paths",
+            opts.filter.describe()
+        )));
     }
-    if let Destination::Target(dir) = dest {
-        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    // Parents of selected entries must exist for them to be written.
+    let parents: HashSet<&[Vec<u8>]> = entries
+        .iter()
+        .zip(&selected)
+        .filter(|(_, s)| **s)
+        .flat_map(|(e, _)| (1..e.components.len()).map(move |n| &e.components[..n]))
+        .collect();
+    let mut planned: Vec<Item> = Vec::with_capacity(entries.len());
+    for (e, sel) in entries.iter().zip(&selected) {
+        let only_parent = !sel && e.node.is_dir() && parents.contains(e.components.as_slice());
+        if !sel && !only_parent {
+            continue;
+        }
+        let path = match &opts.dest {
+            Destination::Target(dir) => paths::under_target(dir, style, &e.comps())?,
+            Destination::Original => paths::original(style, &e.comps())?,
+        };
+        planned.push(Item {
+            path,
+            entry: e,
+            only_parent,
+        });
+    }
+    if !opts.dry_run {
+        if let Destination::Target(dir) = &opts.dest {
+            fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
     }
 
     let errors = Mutex::new(Vec::new());
@@ -65,30 +203,91 @@ pub fn restore(
             .expect("errors lock")
             .push(format!("{}: {e}", path.display()))
     };
-    let files = AtomicU64::new(0);
-    let bytes = AtomicU64::new(0);
-    let links = AtomicU64::new(0);
     let mut summary = RestoreSummary::default();
+    let mut actions: Vec<Planned> = Vec::new();
 
-    // Directories first, parents before children, so files have somewhere to go.
-    for (path, _) in planned.iter().filter(|(_, e)| e.node.is_dir()) {
-        match fs::create_dir_all(path) {
-            Ok(()) => summary.dirs += 1,
-            Err(err) => fail(path, &err),
+    // Directories first, parents before children, so files have somewhere to go. Temporary
+    // files an interrupted restore left behind are removed on the way.
+    for it in planned.iter().filter(|it| it.entry.node.is_dir()) {
+        if opts.dry_run {
+            continue;
+        }
+        match fs::create_dir_all(&it.path) {
+            Ok(()) => {
+                summary.dirs += u64::from(!it.only_parent);
+                remove_stale_temporaries(&it.path);
+            }
+            Err(err) => fail(&it.path, &err),
         }
     }
+
+    // Decide, per file and symlink, what to do about what is already there.
+    let decided: Vec<(usize, Result<(Action, PathBuf)>)> = planned
+        .par_iter()
+        .enumerate()
+        .filter(|(_, it)| !it.entry.node.is_dir())
+        .map(|(i, it)| (i, decide(vault, index, &it.path, &it.entry.node, opts)))
+        .collect();
+    let mut to_write: Vec<(PathBuf, &Node, Action)> = Vec::new();
+    let mut links: Vec<(PathBuf, &Node)> = Vec::new();
+    let mut unchanged: Vec<(PathBuf, &Node)> = Vec::new();
+    for (i, d) in decided {
+        let it = &planned[i];
+        let (action, dest) = match d {
+            Ok(x) => x,
+            Err(err) => {
+                fail(&it.path, &err);
+                continue;
+            }
+        };
+        match action {
+            Action::Unchanged => summary.files_unchanged += 1,
+            Action::Skip => summary.files_skipped += 1,
+            _ => {}
+        }
+        if opts.dry_run {
+            actions.push(Planned {
+                path: it.path.display().to_string(),
+                action,
+                written_to: (action == Action::KeepBoth).then(|| dest.display().to_string()),
+            });
+            continue;
+        }
+        if action == Action::Unchanged && dest == it.path {
+            // Same content; its metadata (mode, mtime) is still restored.
+            unchanged.push((dest, &it.entry.node));
+        } else if matches!(action, Action::Write | Action::Overwrite | Action::KeepBoth) {
+            match &it.entry.node.kind {
+                NodeKind::Symlink { .. } => links.push((dest, &it.entry.node)),
+                _ => to_write.push((dest, &it.entry.node, action)),
+            }
+        }
+    }
+    if opts.dry_run {
+        summary.errors = errors.into_inner().expect("errors lock");
+        summary.files_kept_both = actions
+            .iter()
+            .filter(|a| a.action == Action::KeepBoth)
+            .count() as u64;
+        return Ok(RestorePlan { summary, actions });
+    }
+
+    let files = AtomicU64::new(0);
+    let bytes = AtomicU64::new(0);
+    let kept_both = AtomicU64::new(0);
+    let written_ok = Mutex::new(Vec::new());
     // Files whose blobs lie in one stretch of one pack (small files, the common case) are
     // grouped with their neighbours in the pack, so a pack is fetched once for many files;
     // larger files fetch their own runs, in parallel.
     let mut single: Vec<(&Path, &Node, Run)> = Vec::new();
     let mut multi: Vec<(&Path, &Node, Vec<Run>)> = Vec::new();
-    for (path, e) in &planned {
-        if let NodeKind::File { chunks } = &e.node.kind {
+    for (path, node, _) in &to_write {
+        if let NodeKind::File { chunks } = &node.kind {
             match plan_runs(index, chunks)
-                .and_then(|(runs, total)| check_size(path, &e.node, total).map(|_| runs))
+                .and_then(|(runs, total)| check_size(path, node, total).map(|_| runs))
             {
-                Ok(mut runs) if runs.len() == 1 => single.push((path, &e.node, runs.remove(0))),
-                Ok(runs) => multi.push((path, &e.node, runs)),
+                Ok(mut runs) if runs.len() == 1 => single.push((path, node, runs.remove(0))),
+                Ok(runs) => multi.push((path, node, runs)),
                 Err(err) => fail(path, &err),
             }
         }
@@ -97,6 +296,10 @@ pub fn restore(
         Ok(()) => {
             files.fetch_add(1, Ordering::Relaxed);
             bytes.fetch_add(node.size, Ordering::Relaxed);
+            written_ok
+                .lock()
+                .expect("written lock")
+                .push(path.to_path_buf());
         }
         Err(err) => fail(path, &err),
     };
@@ -129,20 +332,29 @@ pub fn restore(
         });
         done(path, node, r);
     });
-    planned.par_iter().for_each(|(path, e)| match &e.node.kind {
-        NodeKind::File { .. } => {}
-        NodeKind::Symlink { target } => match restore_symlink(path, target, &e.node) {
-            Ok(()) => {
-                links.fetch_add(1, Ordering::Relaxed);
-            }
+    for (_, _, action) in &to_write {
+        if *action == Action::KeepBoth {
+            kept_both.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    for (path, node) in &links {
+        let NodeKind::Symlink { target } = &node.kind else {
+            continue;
+        };
+        match restore_symlink(path, target, node) {
+            Ok(()) => summary.symlinks += 1,
             Err(err) => fail(path, &err),
-        },
-        NodeKind::Dir { .. } => {}
+        }
+    }
+    unchanged.par_iter().for_each(|(path, node)| {
+        let link = matches!(node.kind, NodeKind::Symlink { .. });
+        if let Err(err) = apply_metadata(path, node, link) {
+            fail(path, &err);
+        }
     });
-    summary.symlinks = links.into_inner();
     // Back at the original place, the parents of the backed-up paths (`/srv`, `/home`, `E:\`)
     // are shared folders, not part of what was archived: leave their metadata alone.
-    let parents: HashSet<Vec<Vec<u8>>> = match dest {
+    let shared: HashSet<Vec<Vec<u8>>> = match &opts.dest {
         Destination::Original => snapshot
             .paths
             .iter()
@@ -152,19 +364,167 @@ pub fn restore(
         Destination::Target(_) => HashSet::new(),
     };
     // Directory metadata last, deepest first: writing inside a directory changes its mtime.
-    for (path, e) in planned
-        .iter()
-        .rev()
-        .filter(|(_, e)| e.node.is_dir() && !parents.contains(&e.components))
-    {
-        if let Err(err) = apply_metadata(path, &e.node, false) {
-            fail(path, &err);
+    for it in planned.iter().rev().filter(|it| {
+        it.entry.node.is_dir() && !it.only_parent && !shared.contains(&it.entry.components)
+    }) {
+        if let Err(err) = apply_metadata(&it.path, &it.entry.node, false) {
+            fail(&it.path, &err);
         }
     }
+    if opts.verify {
+        let written: HashSet<PathBuf> = written_ok
+            .into_inner()
+            .expect("written lock")
+            .into_iter()
+            .collect();
+        let verified = AtomicU64::new(0);
+        to_write
+            .par_iter()
+            .filter(|(path, _, _)| written.contains(path))
+            .for_each(|(path, node, _)| {
+            match same_content(vault, index, path, node) {
+                Ok(true) => {
+                    verified.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(false) => fail(path, &"verification failed: the file on disk differs from the snapshot"),
+                Err(err) => fail(path, &format!("verification failed: {err}")),
+            }
+            });
+        // Unchanged files were compared with the snapshot when they were found identical.
+        summary.files_verified = verified.into_inner() + summary.files_unchanged;
+    }
     summary.files = files.into_inner();
+    summary.files_kept_both = kept_both.into_inner();
     summary.bytes_written = bytes.into_inner();
     summary.errors = errors.into_inner().expect("errors lock");
-    Ok(summary)
+    Ok(RestorePlan {
+        summary,
+        actions,
+    })
+}
+
+/// What to do with one file or symlink, and where it goes.
+fn decide(
+    vault: &Vault,
+    index: &Index,
+    path: &Path,
+    node: &Node,
+    opts: &RestoreOptions,
+) -> Result<(Action, PathBuf)> {
+    let meta = match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok((Action::Write, path.to_path_buf()));
+        }
+        Err(e) => return Err(Error::io(path, e)),
+        Ok(m) => m,
+    };
+    if meta.is_dir() {
+        return Err(Error::InvalidInput(
+            "a directory is in the way; move it, or restore with --target".into(),
+        ));
+    }
+    if opts.if_exists == IfExists::Skip {
+        return Ok((Action::Skip, path.to_path_buf()));
+    }
+    if same_entry(vault, index, path, &meta, node)? {
+        return Ok((Action::Unchanged, path.to_path_buf()));
+    }
+    if opts.if_exists == IfExists::Overwrite {
+        return Ok((Action::Overwrite, path.to_path_buf()));
+    }
+    // Keep both: the first free `(restored …)` name, or one already holding this version.
+    for n in 1..=100u32 {
+        let alt = keep_both_name(path, &opts.stamp, n);
+        match fs::symlink_metadata(&alt) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok((Action::KeepBoth, alt));
+            }
+            Err(e) => return Err(Error::io(&alt, e)),
+            Ok(m) if !m.is_dir() && same_entry(vault, index, &alt, &m, node)? => {
+                return Ok((Action::Unchanged, alt));
+            }
+            Ok(_) => {}
+        }
+    }
+    Err(Error::InvalidInput(
+        "100 restored copies are already beside it; clean some up".into(),
+    ))
+}
+
+/// `dir/CM_CEN (restored 2026-11-20 0300).mdf`; the nth attempt adds ` n`.
+pub fn keep_both_name(path: &Path, stamp: &str, n: u32) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // The extension is after the last dot, unless that dot starts the name (`.profile`).
+    let (stem, ext) = match name.rfind('.') {
+        Some(i) if i > 0 => (&name[..i], &name[i..]),
+        _ => (name.as_str(), ""),
+    };
+    let suffix = if n > 1 { format!(" {n}") } else { String::new() };
+    path.with_file_name(format!("{stem} (restored {stamp}{suffix}){ext}"))
+}
+
+/// Whether what is at `path` already is this entry: a file with the same content (compared
+/// chunk by chunk against the chunk ids), or a symlink with the same target.
+fn same_entry(
+    vault: &Vault,
+    index: &Index,
+    path: &Path,
+    meta: &fs::Metadata,
+    node: &Node,
+) -> Result<bool> {
+    match &node.kind {
+        NodeKind::File { .. } if meta.is_file() => same_content(vault, index, path, node),
+        NodeKind::Symlink { target } if meta.file_type().is_symlink() => {
+            let have = fs::read_link(path).map_err(|e| Error::io(path, e))?;
+            Ok(paths::local_name(target).is_ok_and(|t| t == have))
+        }
+        _ => Ok(false),
+    }
+}
+
+/// Whether the file at `path` holds exactly the chunks of `node`.
+fn same_content(vault: &Vault, index: &Index, path: &Path, node: &Node) -> Result<bool> {
+    use std::io::Read;
+    let NodeKind::File { chunks } = &node.kind else {
+        return Ok(false);
+    };
+    let mut f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    if f.metadata().map_err(|e| Error::io(path, e))?.len() != node.size {
+        return Ok(false);
+    }
+    let mut buf = Vec::new();
+    for id in chunks {
+        let Some(loc) = index.get(id) else {
+            return Ok(false);
+        };
+        buf.resize(loc.raw_len as usize, 0);
+        if f.read_exact(&mut buf).is_err() || vault.blob_id(BlobKind::Data, &buf) != *id {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Temporary files (`.sitevault-<16 hex>.tmp`) a killed restore left in `dir`.
+fn remove_stale_temporaries(dir: &Path) {
+    let Ok(rd) = fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let n = name.to_string_lossy();
+        let ours = n.len() == ".sitevault-.tmp".len() + 16
+            && n.starts_with(".sitevault-")
+            && n.ends_with(".tmp")
+            && n[11..27].bytes().all(|b| b.is_ascii_hexdigit());
+        if ours {
+            let _ = fs::remove_file(e.path());
+        }
+    }
 }
 
 fn check_size(path: &Path, node: &Node, total: u64) -> Result<()> {

@@ -71,6 +71,20 @@ impl SnapshotFilter {
     }
 }
 
+/// The newest snapshot taken at or before `at` that matches `filter`. `snaps` must be sorted by
+/// time, oldest first.
+pub fn select_at<'a>(
+    snaps: &'a [(Id, Snapshot)],
+    at: Timestamp,
+    filter: &SnapshotFilter,
+) -> Result<&'a (Id, Snapshot)> {
+    snaps
+        .iter()
+        .rev()
+        .find(|(_, s)| s.time <= at && filter.matches(s))
+        .ok_or_else(|| Error::SnapshotNotFound(format!("taken at or before {at}")))
+}
+
 /// Resolve `latest`, a full id or a unique prefix of at least 4 hex digits.
 /// `snaps` must be sorted by time, oldest first.
 pub fn select<'a>(

@@ -47,6 +47,42 @@ pub enum Command {
     Stats(StatsArgs),
     /// Remove stale locks left by processes that died (or, with --remove-all, every lock)
     Unlock(UnlockArgs),
+    /// What changed between two snapshots: + added, - removed, M modified
+    Diff(DiffArgs),
+    /// Every snapshot holding a path that matches GLOB: a file's history across recovery points
+    Find(FindArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    #[command(flatten)]
+    pub lock: ReadLockArgs,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// The older snapshot: id, unique prefix or `latest`
+    pub snapshot1: String,
+    /// The newer snapshot
+    pub snapshot2: String,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FindArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    #[command(flatten)]
+    pub lock: ReadLockArgs,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// A name (`Scupdb.sdf`, `*.mdf`) matched at any depth, or a path pattern (`E:\Sources\App*`)
+    pub pattern: String,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// How long to wait for a conflicting lock (another backup, prune or check).
@@ -243,6 +279,9 @@ pub struct SnapshotsArgs {
     pub repo: RepoArgs,
     #[command(flatten)]
     pub filter: FilterArgs,
+    /// Show only the snapshot `restore --at TIME` would pick
+    #[arg(long, value_name = "TIME", value_parser = parse_at)]
+    pub at: Option<jiff::Timestamp>,
     /// Print a JSON array
     #[arg(long)]
     pub json: bool,
@@ -265,6 +304,7 @@ pub struct LsArgs {
 
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("dest").required(true).args(["target", "original"]))]
+#[command(group = clap::ArgGroup::new("which").required(true).args(["snapshot", "at"]))]
 pub struct RestoreArgs {
     #[command(flatten)]
     pub repo: RepoArgs,
@@ -273,7 +313,27 @@ pub struct RestoreArgs {
     #[command(flatten)]
     pub filter: FilterArgs,
     /// Snapshot id, unique prefix (4+ hex digits) or `latest`
-    pub snapshot: String,
+    pub snapshot: Option<String>,
+    /// Restore the newest snapshot taken at or before TIME: RFC 3339, or local
+    /// `YYYY-MM-DD[ HH:MM[:SS]]` (a date alone means the end of that day)
+    #[arg(long, value_name = "TIME", value_parser = parse_at)]
+    pub at: Option<jiff::Timestamp>,
+    /// Restore only entries matching GLOB (repeatable): a name at any depth (`*.mdf`) or an
+    /// original path (`E:\Sources\App1`); a directory brings its subtree
+    #[arg(long = "include", value_name = "GLOB")]
+    pub includes: Vec<String>,
+    /// Leave out entries matching GLOB (repeatable), same rules as --include
+    #[arg(long = "exclude", value_name = "GLOB")]
+    pub excludes: Vec<String>,
+    /// For files already at the destination: overwrite (when different), skip, or keep-both
+    #[arg(long, value_name = "POLICY", default_value = "overwrite", value_parser = parse_if_exists)]
+    pub if_exists: sitevault::restore::IfExists,
+    /// List what would be written, skipped or kept both; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Re-read every restored file and check it against the snapshot
+    #[arg(long)]
+    pub verify: bool,
     /// Restore under DIR: /srv/a becomes DIR/srv/a, E:\x becomes DIR\E\x
     #[arg(long, value_name = "DIR")]
     pub target: Option<PathBuf>,
@@ -338,6 +398,43 @@ fn parse_percent(s: &str) -> Result<f64, String> {
         return Err(format!("{s:?}: give a percentage from 0% to 100%"));
     }
     Ok(v / 100.0)
+}
+
+fn parse_if_exists(s: &str) -> Result<sitevault::restore::IfExists, String> {
+    s.parse().map_err(|e: sitevault::Error| e.to_string())
+}
+
+/// RFC 3339, or `YYYY-MM-DD[ HH:MM[:SS]]` in local time; a date alone is the end of that day.
+pub fn parse_at(s: &str) -> Result<jiff::Timestamp, String> {
+    let t = s.trim();
+    if let Ok(ts) = t.parse::<jiff::Timestamp>() {
+        return Ok(ts);
+    }
+    let bad = || {
+        format!(
+            "{s:?} is not a time: give RFC 3339 (2026-11-20T03:00:00Z) or local YYYY-MM-DD, YYYY-MM-DD HH:MM or YYYY-MM-DD HH:MM:SS"
+        )
+    };
+    let tz = jiff::tz::TimeZone::system();
+    let civil = if t.len() == 10 {
+        let d: jiff::civil::Date = t.parse().map_err(|_| bad())?;
+        // The end of the day: its last snapshot is the one meant.
+        d.to_datetime(jiff::civil::Time::MAX)
+    } else {
+        let normal = t.replacen('T', " ", 1);
+        let full = if normal.len() == 16 {
+            format!("{normal}:00")
+        } else {
+            normal
+        };
+        full.replacen(' ', "T", 1)
+            .parse::<jiff::civil::DateTime>()
+            .map_err(|_| bad())?
+    };
+    civil
+        .to_zoned(tz)
+        .map(|z| z.timestamp())
+        .map_err(|e| format!("{s:?}: {e}"))
 }
 
 fn parse_time(s: &str) -> Result<jiff::Timestamp, String> {

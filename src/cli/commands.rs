@@ -28,6 +28,8 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Unlock(a) => super::maintain::unlock(a),
         Command::Check(a) => super::inspect::check(a),
         Command::Stats(a) => super::inspect::stats(a),
+        Command::Diff(a) => super::history::diff(a),
+        Command::Find(a) => super::history::find(a),
     }
 }
 
@@ -309,11 +311,15 @@ fn snapshots(a: SnapshotsArgs) -> Result<u8> {
     let vault = open(&a.repo)?;
     let f = filter(&a.filter);
     let scan = vault.scan_snapshots()?;
-    let snaps: Vec<_> = scan
+    let mut snaps: Vec<_> = scan
         .readable
-        .into_iter()
+        .iter()
         .filter(|(_, s)| f.matches(s))
+        .cloned()
         .collect();
+    if let Some(at) = a.at {
+        snaps = vec![snapshot::select_at(&snaps, at, &f)?.clone()];
+    }
     // The readable ones are listed; each unreadable one is an error, and the exit code says so.
     let report = |code: u8| {
         for (id, e) in &scan.unreadable {
@@ -376,7 +382,7 @@ fn snapshots(a: SnapshotsArgs) -> Result<u8> {
 
 /// Resolve a snapshot reference. Unreadable snapshots do not hide readable ones: `latest`
 /// skips them (with a warning), and an id or prefix that names one reports its error.
-fn find(
+pub(super) fn find(
     vault: &Vault,
     reference: &str,
     f: &FilterArgs,
@@ -474,32 +480,84 @@ fn ls(a: LsArgs) -> Result<u8> {
 fn restore(a: RestoreArgs) -> Result<u8> {
     let vault = open(&a.repo)?;
     let _lock = read_lock(&vault, &a.lock, "restore")?;
-    let (id, snap) = find(&vault, &a.snapshot, &a.filter)?;
+    let (id, snap) = match (&a.snapshot, a.at) {
+        (_, Some(at)) => {
+            let scan = vault.scan_snapshots()?;
+            snapshot::select_at(&scan.readable, at, &filter(&a.filter))?.clone()
+        }
+        (Some(r), None) => find(&vault, r, &a.filter)?,
+        (None, None) => bail!("give a snapshot id, `latest`, or --at TIME"),
+    };
     let index = vault.load_index()?;
     let dest = match &a.target {
         Some(t) => Destination::Target(t.clone()),
         None => Destination::Original,
     };
-    let r = sitevault::restore(&vault, &index, &snap, &dest)?;
+    let tz = jiff::tz::TimeZone::system();
+    let opts = sitevault::restore::RestoreOptions {
+        dest,
+        filter: sitevault::pattern::PathFilter::new(&a.includes, &a.excludes)?,
+        if_exists: a.if_exists,
+        dry_run: a.dry_run,
+        verify: a.verify,
+        stamp: snap.time.to_zoned(tz.clone()).strftime("%Y-%m-%d %H%M").to_string(),
+    };
+    let plan = sitevault::restore(&vault, &index, &snap, &opts)?;
+    let r = &plan.summary;
     let where_ = match &a.target {
         Some(t) => t.display().to_string(),
         None => "original paths".into(),
     };
+    let when = snap.time.to_zoned(tz).strftime("%Y-%m-%d %H:%M:%S %:z");
     if a.json {
         output::json(&json!({
             "snapshot": id.to_hex(),
+            "time": snap.time.to_string(),
+            "host": snap.host,
+            "dry_run": a.dry_run,
             "files": r.files, "dirs": r.dirs, "symlinks": r.symlinks,
+            "files_unchanged": r.files_unchanged, "files_skipped": r.files_skipped,
+            "files_kept_both": r.files_kept_both,
+            "files_verified": if a.verify { Some(r.files_verified) } else { None },
             "bytes_written": r.bytes_written, "errors": r.errors,
+            "actions": if a.dry_run { Some(&plan.actions) } else { None },
         }));
+    } else if a.dry_run {
+        for p in &plan.actions {
+            let action = serde_json::to_value(p.action)?;
+            match &p.written_to {
+                Some(alt) => outln!("{:<9}  {} -> {alt}", action.as_str().unwrap_or("?"), p.path),
+                None => outln!("{:<9}  {}", action.as_str().unwrap_or("?"), p.path),
+            }
+        }
+        outln!(
+            "dry run of snapshot {} ({when}, host {}) to {where_}: {} to write, {} unchanged, {} skipped, {} kept both; nothing was written",
+            id.short(),
+            snap.host,
+            plan.actions
+                .iter()
+                .filter(|p| matches!(p.action, sitevault::restore::Action::Write | sitevault::restore::Action::Overwrite))
+                .count(),
+            r.files_unchanged,
+            r.files_skipped,
+            r.files_kept_both
+        );
     } else {
         outln!(
-            "restored snapshot {} to {where_}: {} files, {} dirs, {} symlinks, {}",
+            "restored snapshot {} ({when}, host {}) to {where_}: {} files written, {} unchanged, {} skipped, {} kept both; {} dirs, {} symlinks, {}",
             id.short(),
+            snap.host,
             r.files,
+            r.files_unchanged,
+            r.files_skipped,
+            r.files_kept_both,
             r.dirs,
             r.symlinks,
             output::bytes(r.bytes_written)
         );
+        if a.verify {
+            outln!("verified {} files against the snapshot", r.files_verified);
+        }
     }
     if !r.errors.is_empty() {
         // One line for scripts; `--json` lists every failure.

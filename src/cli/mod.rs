@@ -3,6 +3,7 @@
 
 mod args;
 mod commands;
+mod history;
 mod inspect;
 mod maintain;
 mod output;

@@ -7,6 +7,7 @@ mod crash;
 mod dedup;
 mod errors;
 mod forget;
+mod history;
 mod prune;
 mod roundtrip;
 mod vectors;
