@@ -9,5 +9,6 @@ mod errors;
 mod forget;
 mod history;
 mod prune;
+mod restore_options;
 mod roundtrip;
 mod vectors;
