@@ -16,12 +16,12 @@ use crate::chunker::{Chunker, Policy};
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::index::Index;
+use crate::lock::VaultLock;
 use crate::pack::BlobKind;
 use crate::packer::{PACKS_IN_FLIGHT, Packer, upload_packs};
 use crate::paths::{self, PathStyle};
 use crate::snapshot::{SNAPSHOT_VERSION, Snapshot, Summary};
 use crate::tree::{Node, NodeKind, Tree, UnixMeta};
-use crate::lock::VaultLock;
 use crate::vault::Vault;
 
 /// Files at least this large go to the big-file worker, one at a time, chunked and sealed on
@@ -304,10 +304,10 @@ fn scan(roots: &[PathBuf], over: &AtomicBool) -> Option<(u64, u64)> {
         if m.is_file() {
             files += 1;
             bytes += m.len();
-        } else if m.is_dir() {
-            if let Ok(rd) = std::fs::read_dir(&p) {
-                stack.extend(rd.filter_map(|e| e.ok()).map(|e| e.path()));
-            }
+        } else if m.is_dir()
+            && let Ok(rd) = std::fs::read_dir(&p)
+        {
+            stack.extend(rd.filter_map(|e| e.ok()).map(|e| e.path()));
         }
     }
     Some((files, bytes))
@@ -439,10 +439,10 @@ impl Session<'_> {
 
     /// Build the tree for a level of the virtual tree of given paths.
     fn archive_virtual(&self, dir: &VDir, local: &Path, parent: Option<&Tree>) -> Result<Tree> {
-        if let [(name, VNode::Given(p))] = dir.children.as_slice() {
-            if name.is_empty() {
-                return Ok(self.read_dir_tree(p, parent.cloned())?.unwrap_or_default());
-            }
+        if let [(name, VNode::Given(p))] = dir.children.as_slice()
+            && name.is_empty()
+        {
+            return Ok(self.read_dir_tree(p, parent.cloned())?.unwrap_or_default());
         }
         let nodes: Vec<Option<Node>> = dir
             .children

@@ -40,8 +40,8 @@ impl ChunkerParams {
             && self.cdc_min <= 1024 * 1024
             && self.cdc_max >= 1024
             && self.cdc_max <= 16 * 1024 * 1024
-            && self.cdc_min % 2 == 0
-            && self.cdc_max % 2 == 0
+            && self.cdc_min.is_multiple_of(2)
+            && self.cdc_max.is_multiple_of(2)
             && self.cdc_avg.is_power_of_two()
             && (256..=(1 << 22)).contains(&self.cdc_avg)
             && self.fixed_size >= 512

@@ -157,7 +157,7 @@ impl Index {
         if !self.buckets.is_empty() {
             return;
         }
-        self.entries.sort_by(|a, b| a.id.cmp(&b.id));
+        self.entries.sort_by_key(|a| a.id);
         self.entries.dedup_by(|a, b| a.id == b.id);
         // Growth left spare capacity; the 48-byte claim is about the array as kept.
         self.entries.shrink_to_fit();

@@ -52,7 +52,11 @@ impl LockInfo {
         format!(
             "{} ({} lock, process {} on {}, since {})",
             self.command,
-            if self.exclusive { "exclusive" } else { "shared" },
+            if self.exclusive {
+                "exclusive"
+            } else {
+                "shared"
+            },
             self.pid,
             self.host,
             self.time.strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -157,8 +161,7 @@ pub fn list_locks(vault: &Vault, now: Timestamp, host: &str) -> Result<Vec<Found
             Ok(Some(i)) => Some(i),
             Err(_) => None,
         };
-        let old = now.duration_since(o.modified).unsigned_abs() > STALE_AFTER
-            && now > o.modified;
+        let old = now.duration_since(o.modified).unsigned_abs() > STALE_AFTER && now > o.modified;
         let dead = info
             .as_ref()
             .is_some_and(|i| i.host.eq_ignore_ascii_case(host) && !process_alive(i.pid));
@@ -180,11 +183,7 @@ fn is_object_name(o: &ObjectInfo) -> bool {
 impl VaultLock {
     /// Take a lock, waiting up to `opts.wait` for conflicting holders; `waiting` is told (once)
     /// who is in the way.
-    pub fn acquire(
-        vault: &Vault,
-        opts: &LockOptions,
-        waiting: &dyn Fn(&str),
-    ) -> Result<VaultLock> {
+    pub fn acquire(vault: &Vault, opts: &LockOptions, waiting: &dyn Fn(&str)) -> Result<VaultLock> {
         let started = Instant::now();
         let mut told = false;
         let mut pause = Duration::from_millis(100);
@@ -300,7 +299,9 @@ impl VaultLock {
             detail,
         };
         if s.lost.load(Ordering::SeqCst) {
-            return Err(lost("its lock object was removed by another process".into()));
+            return Err(lost(
+                "its lock object was removed by another process".into(),
+            ));
         }
         let (name, age) = {
             let h = s.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -365,7 +366,12 @@ fn refresh_loop(s: &Shared, stop: &(Mutex<bool>, Condvar)) {
                 return;
             }
         }
-        let old = s.state.lock().unwrap_or_else(|p| p.into_inner()).name.clone();
+        let old = s
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .name
+            .clone();
         // Continuity: if our object vanished, someone judged us stale; a new object would
         // hide that, so the lock stays lost.
         match s.store.get(&old) {

@@ -188,18 +188,18 @@ fn windows_volume(c: &[u8]) -> Result<Volume<'_>> {
 pub fn under_target(target: &Path, style: PathStyle, comps: &[&[u8]]) -> Result<PathBuf> {
     let mut out = target.to_path_buf();
     let mut rest = comps;
-    if style == PathStyle::Windows {
-        if let Some((first, tail)) = comps.split_first() {
-            match windows_volume(first)? {
-                Volume::Drive(d) => out.push(component(&[d])?),
-                Volume::Unc(server, share) => {
-                    out.push("UNC");
-                    out.push(component(server)?);
-                    out.push(component(share)?);
-                }
+    if style == PathStyle::Windows
+        && let Some((first, tail)) = comps.split_first()
+    {
+        match windows_volume(first)? {
+            Volume::Drive(d) => out.push(component(&[d])?),
+            Volume::Unc(server, share) => {
+                out.push("UNC");
+                out.push(component(server)?);
+                out.push(component(share)?);
             }
-            rest = tail;
         }
+        rest = tail;
     }
     for c in rest {
         out.push(component(c)?);

@@ -57,7 +57,8 @@ impl Pattern {
         if self.whole_path {
             // Windows display paths start with a drive (`E:/x`) or `//server/share`; a
             // pattern may also be written without the leading slash on Unix.
-            m.is_match(path) || (style == PathStyle::Unix && m.is_match(path.trim_start_matches('/')))
+            m.is_match(path)
+                || (style == PathStyle::Unix && m.is_match(path.trim_start_matches('/')))
         } else {
             m.is_match(name)
         }
@@ -74,8 +75,14 @@ pub struct PathFilter {
 impl PathFilter {
     pub fn new(includes: &[String], excludes: &[String]) -> Result<PathFilter> {
         Ok(PathFilter {
-            includes: includes.iter().map(|p| Pattern::new(p)).collect::<Result<_>>()?,
-            excludes: excludes.iter().map(|p| Pattern::new(p)).collect::<Result<_>>()?,
+            includes: includes
+                .iter()
+                .map(|p| Pattern::new(p))
+                .collect::<Result<_>>()?,
+            excludes: excludes
+                .iter()
+                .map(|p| Pattern::new(p))
+                .collect::<Result<_>>()?,
         })
     }
 
@@ -146,19 +153,31 @@ mod tests {
         let u = PathStyle::Unix;
         let p = f(&["*.mdf"], &[]);
         assert!(p.selects(w, &c("E:|Backup|SiteDBServer|CM_CEN.mdf")));
-        assert!(p.selects(w, &c("E:|Backup|SiteDBServer|CM_CEN.MDF")), "caseless on Windows");
+        assert!(
+            p.selects(w, &c("E:|Backup|SiteDBServer|CM_CEN.MDF")),
+            "caseless on Windows"
+        );
         assert!(!p.selects(u, &c("srv|db|x.MDF")), "case matters on Unix");
         assert!(!p.selects(w, &c("E:|Backup|SiteDBServer|CM_CEN.ldf")));
         let p = f(&["E:/Backup/SiteServer"], &[]);
-        assert!(p.selects(w, &c("E:|Backup|SiteServer|x|y.txt")), "subtree of a dir match");
+        assert!(
+            p.selects(w, &c("E:|Backup|SiteServer|x|y.txt")),
+            "subtree of a dir match"
+        );
         assert!(!p.selects(w, &c("E:|Backup|SiteDBServer|a.mdf")));
         let p = f(&[r"e:\backup\*\*.log"], &[]);
         assert!(p.selects(w, &c("E:|Backup|SiteServer|smsbkup.log")));
-        assert!(!p.selects(w, &c("E:|Backup|SiteServer|deep|smsbkup.log")), "* stays in one component");
+        assert!(
+            !p.selects(w, &c("E:|Backup|SiteServer|deep|smsbkup.log")),
+            "* stays in one component"
+        );
         let p = f(&["/srv/**/*.sdf"], &[]);
         assert!(p.selects(u, &c("srv|users|a|Scupdb.sdf")));
         let p = f(&["srv/data"], &[]);
-        assert!(p.selects(u, &c("srv|data|f")), "leading slash optional on Unix");
+        assert!(
+            p.selects(u, &c("srv|data|f")),
+            "leading slash optional on Unix"
+        );
     }
 
     #[test]
@@ -176,7 +195,9 @@ mod tests {
 
     #[test]
     fn bad_patterns_are_named() {
-        let e = PathFilter::new(&["[a-".into()], &[]).unwrap_err().to_string();
+        let e = PathFilter::new(&["[a-".into()], &[])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("\"[a-\""), "{e}");
         assert!(PathFilter::new(&["".into()], &[]).is_err());
     }

@@ -159,8 +159,8 @@ pub fn prune(
                 pack,
             };
             for b in &u.pack.blobs {
-                let here = used.contains(&b.id)
-                    && index.get(&b.id).is_some_and(|l| l.pack == u.pack.id);
+                let here =
+                    used.contains(&b.id) && index.get(&b.id).is_some_and(|l| l.pack == u.pack.id);
                 if here {
                     u.used.push(*b);
                     u.used_bytes += b.stored_len as u64;
@@ -177,7 +177,11 @@ pub fn prune(
     // repacked until what stays unused is within the limit.
     let (mut delete, mut keep): (Vec<PackUse>, Vec<PackUse>) =
         uses.into_iter().partition(|u| u.used.is_empty());
-    keep.sort_by(|a, b| b.unused_bytes.cmp(&a.unused_bytes).then(a.pack.id.cmp(&b.pack.id)));
+    keep.sort_by(|a, b| {
+        b.unused_bytes
+            .cmp(&a.unused_bytes)
+            .then(a.pack.id.cmp(&b.pack.id))
+    });
     let used_total: u64 = keep.iter().map(|u| u.used_bytes).sum();
     let mut unused_total: u64 = keep.iter().map(|u| u.unused_bytes).sum();
     let mut repack = Vec::new();
@@ -239,11 +243,7 @@ pub fn prune(
 
 /// Every blob (data and tree) reachable from `snaps`. Fails if a tree cannot be read or a
 /// used blob is in no pack: the vault is damaged and prune must not guess.
-pub fn used_blobs(
-    vault: &Vault,
-    index: &Index,
-    snaps: &[(Id, Snapshot)],
-) -> Result<HashSet<Id>> {
+pub fn used_blobs(vault: &Vault, index: &Index, snaps: &[(Id, Snapshot)]) -> Result<HashSet<Id>> {
     let mut used: HashSet<Id> = HashSet::new();
     let mut frontier: Vec<(Id, Id)> = Vec::new();
     for (sid, s) in snaps {

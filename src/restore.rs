@@ -190,10 +190,10 @@ fn restore_entries(
             only_parent,
         });
     }
-    if !opts.dry_run {
-        if let Destination::Target(dir) = &opts.dest {
-            fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        }
+    if !opts.dry_run
+        && let Destination::Target(dir) = &opts.dest
+    {
+        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
 
     let errors = Mutex::new(Vec::new());
@@ -381,15 +381,18 @@ fn restore_entries(
         to_write
             .par_iter()
             .filter(|(path, _, _)| written.contains(path))
-            .for_each(|(path, node, _)| {
-            match same_content(vault, index, path, node) {
-                Ok(true) => {
-                    verified.fetch_add(1, Ordering::Relaxed);
-                }
-                Ok(false) => fail(path, &"verification failed: the file on disk differs from the snapshot"),
-                Err(err) => fail(path, &format!("verification failed: {err}")),
-            }
-            });
+            .for_each(
+                |(path, node, _)| match same_content(vault, index, path, node) {
+                    Ok(true) => {
+                        verified.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(false) => fail(
+                        path,
+                        &"verification failed: the file on disk differs from the snapshot",
+                    ),
+                    Err(err) => fail(path, &format!("verification failed: {err}")),
+                },
+            );
         // Unchanged files were compared with the snapshot when they were found identical.
         summary.files_verified = verified.into_inner() + summary.files_unchanged;
     }
@@ -397,10 +400,7 @@ fn restore_entries(
     summary.files_kept_both = kept_both.into_inner();
     summary.bytes_written = bytes.into_inner();
     summary.errors = errors.into_inner().expect("errors lock");
-    Ok(RestorePlan {
-        summary,
-        actions,
-    })
+    Ok(RestorePlan { summary, actions })
 }
 
 /// What to do with one file or symlink, and where it goes.
@@ -462,7 +462,11 @@ pub fn keep_both_name(path: &Path, stamp: &str, n: u32) -> PathBuf {
         Some(i) if i > 0 => (&name[..i], &name[i..]),
         _ => (name.as_str(), ""),
     };
-    let suffix = if n > 1 { format!(" {n}") } else { String::new() };
+    let suffix = if n > 1 {
+        format!(" {n}")
+    } else {
+        String::new()
+    };
     path.with_file_name(format!("{stem} (restored {stamp}{suffix}){ext}"))
 }
 
@@ -594,7 +598,7 @@ struct PackGroup<'a> {
 const MAX_GAP: u64 = 256 * 1024;
 
 fn group_by_pack<'a>(mut files: Vec<(&'a Path, &'a Node, Run)>) -> Vec<PackGroup<'a>> {
-    files.sort_by(|a, b| (a.2.pack, a.2.start).cmp(&(b.2.pack, b.2.start)));
+    files.sort_by_key(|a| (a.2.pack, a.2.start));
     let mut groups: Vec<PackGroup<'a>> = Vec::new();
     for f in files {
         let (pack, start, end) = (f.2.pack, f.2.start, f.2.end);

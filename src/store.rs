@@ -166,12 +166,12 @@ impl Store for ObjectStoreBackend {
 
 /// Open the store a repository string names. Only folders for now; URLs come with the cloud issue.
 pub fn open_store(repo: &str, create: bool) -> Result<Arc<dyn Store>> {
-    if let Some((scheme, _)) = repo.split_once("://") {
-        if scheme.len() > 1 {
-            return Err(Error::InvalidInput(format!(
-                "repository {repo:?}: {scheme}:// vaults are not supported yet; give a folder path"
-            )));
-        }
+    if let Some((scheme, _)) = repo.split_once("://")
+        && scheme.len() > 1
+    {
+        return Err(Error::InvalidInput(format!(
+            "repository {repo:?}: {scheme}:// vaults are not supported yet; give a folder path"
+        )));
     }
     Ok(Arc::new(ObjectStoreBackend::local(
         Path::new(repo),

@@ -347,8 +347,9 @@ impl Vault {
             .par_iter()
             .map(|(id, _)| {
                 let r = match self.load_object_if_present(INDEX, id) {
-                    Ok(Some(b)) => IndexFile::decode(&b)
-                        .map_err(|e| Error::corrupt(format!("index/{}", id.to_hex()), e.to_string())),
+                    Ok(Some(b)) => IndexFile::decode(&b).map_err(|e| {
+                        Error::corrupt(format!("index/{}", id.to_hex()), e.to_string())
+                    }),
                     Ok(None) => Err(Error::corrupt(format!("index/{}", id.to_hex()), "vanished")),
                     Err(e) => Err(e),
                 };

@@ -377,7 +377,11 @@ fn parse_wait(s: &str) -> Result<std::time::Duration, String> {
         "s" => n,
         "m" | "min" => n.saturating_mul(60),
         "h" => n.saturating_mul(3600),
-        _ => return Err(format!("{s:?}: give a number and a unit: s, m (minutes) or h")),
+        _ => {
+            return Err(format!(
+                "{s:?}: give a number and a unit: s, m (minutes) or h"
+            ));
+        }
     };
     Ok(std::time::Duration::from_secs(secs))
 }

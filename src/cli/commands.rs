@@ -79,7 +79,7 @@ pub(super) fn open(repo: &RepoArgs) -> Result<Vault> {
     let pw = password(repo);
     match Vault::open(store, pw.as_ref().ok().and_then(|p| p.as_deref())) {
         Err(sitevault::Error::PasswordRequired { .. }) if pw.is_err() => {
-            Err(pw.err().expect("checked"))
+            Err(pw.expect_err("checked"))
         }
         r => Ok(r?),
     }
@@ -400,10 +400,11 @@ pub(super) fn find(
             .iter()
             .filter(|(id, _)| id.to_hex().starts_with(&prefix))
             .count();
-        if let [(_, e)] = bad.as_slice() {
-            if good == 0 && prefix.len() >= 4 {
-                bail!("{e}");
-            }
+        if let [(_, e)] = bad.as_slice()
+            && good == 0
+            && prefix.len() >= 4
+        {
+            bail!("{e}");
         }
     }
     match snapshot::select(&scan.readable, reference, &filter(f)) {
@@ -500,7 +501,11 @@ fn restore(a: RestoreArgs) -> Result<u8> {
         if_exists: a.if_exists,
         dry_run: a.dry_run,
         verify: a.verify,
-        stamp: snap.time.to_zoned(tz.clone()).strftime("%Y-%m-%d %H%M").to_string(),
+        stamp: snap
+            .time
+            .to_zoned(tz.clone())
+            .strftime("%Y-%m-%d %H%M")
+            .to_string(),
     };
     let plan = sitevault::restore(&vault, &index, &snap, &opts)?;
     let r = &plan.summary;
@@ -536,7 +541,10 @@ fn restore(a: RestoreArgs) -> Result<u8> {
             snap.host,
             plan.actions
                 .iter()
-                .filter(|p| matches!(p.action, sitevault::restore::Action::Write | sitevault::restore::Action::Overwrite))
+                .filter(|p| matches!(
+                    p.action,
+                    sitevault::restore::Action::Write | sitevault::restore::Action::Overwrite
+                ))
                 .count(),
             r.files_unchanged,
             r.files_skipped,

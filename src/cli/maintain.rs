@@ -8,10 +8,10 @@ use sitevault::retention::{self, KeepWithin, Policy};
 use sitevault::snapshot;
 use sitevault::vault::SNAPSHOTS;
 
+use super::EXIT_OK;
 use super::args::*;
 use super::commands::{filter, hostname, lock, open};
 use super::output::{self, outln};
-use super::EXIT_OK;
 
 pub fn forget(a: ForgetArgs) -> Result<u8> {
     let vault = open(&a.repo)?;
@@ -130,7 +130,9 @@ pub fn forget(a: ForgetArgs) -> Result<u8> {
                 "  {:<6}  {}  {}  {:<10}  {}",
                 if d.keep { "keep" } else { "remove" },
                 d.id.short(),
-                d.time.to_zoned(tz.clone()).strftime("%Y-%m-%d %H:%M:%S %:z"),
+                d.time
+                    .to_zoned(tz.clone())
+                    .strftime("%Y-%m-%d %H:%M:%S %:z"),
                 if d.complete { "complete" } else { "incomplete" },
                 d.reasons.join(", ")
             );

@@ -6,8 +6,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::common::{
-    Paused, Watched, assert_trees_equal, copy_tree, init_vault_with, random_bytes, restored_path, run,
-    sv,
+    Paused, Watched, assert_trees_equal, copy_tree, init_vault_with, random_bytes, restored_path,
+    run, sv,
 };
 
 /// A vault with four nights of small files (several per 64 KiB pack, so forgetting leaves
@@ -24,7 +24,11 @@ fn write_night(src: &Path, night: u64) {
         // A third of the files change each night; the rest keep their content.
         let version = if i % 3 == night % 3 { night } else { 0 };
         let len = 3_000 + (i as usize * 977) % 17_000;
-        let dir = if i % 4 == 0 { src.join("sub") } else { src.to_path_buf() };
+        let dir = if i % 4 == 0 {
+            src.join("sub")
+        } else {
+            src.to_path_buf()
+        };
         fs::write(
             dir.join(format!("f{i}.bin")),
             random_bytes(i * 1000 + version, len),
@@ -147,7 +151,13 @@ fn prune_killed_after_each_write_leaves_a_valid_vault() {
         points.len()
     );
     // Every kind of write was a kill point: new packs, the new index, and the deletions.
-    for kind in ["put data/", "put index/", "delete index/", "delete data/", "delete locks/"] {
+    for kind in [
+        "put data/",
+        "put index/",
+        "delete index/",
+        "delete data/",
+        "delete locks/",
+    ] {
         assert!(
             points.iter().any(|p| p.starts_with(kind)),
             "no kill after a `{kind}` write: {points:?}"
@@ -184,7 +194,10 @@ fn prune_frees_what_forgotten_snapshots_alone_used() {
     assert_eq!(fs::read_dir(f.repo.join("index")).unwrap().count(), 1);
     let o = run(sv().args(["prune", "--json", "--repo"]).arg(&f.repo));
     let r: serde_json::Value = serde_json::from_str(&o.stdout).expect("prune --json");
-    assert_eq!((r["packs_deleted"].as_u64(), r["packs_repacked"].as_u64()), (Some(0), Some(0)));
+    assert_eq!(
+        (r["packs_deleted"].as_u64(), r["packs_repacked"].as_u64()),
+        (Some(0), Some(0))
+    );
     assert_check_clean(&f.repo, "after prune");
     assert_restores(&f.repo, &f.kept, f.dir.path(), "after prune");
 }
@@ -273,7 +286,12 @@ fn prune_waits_for_a_running_backup_and_both_succeed() {
     let mut kept = f.kept.clone();
     kept.push((id, src));
     assert_check_clean(&f.repo, "after prune waited for backup");
-    assert_restores(&f.repo, &kept, f.dir.path(), "after prune waited for backup");
+    assert_restores(
+        &f.repo,
+        &kept,
+        f.dir.path(),
+        "after prune waited for backup",
+    );
 }
 
 #[test]
@@ -319,7 +337,8 @@ fn a_held_lock_is_named_and_unlock_removes_only_stale_ones() {
         .arg(&f.kept[0].1));
     assert_eq!(o.code, 1);
     assert!(
-        o.stderr.contains("is locked by prune (exclusive lock, process"),
+        o.stderr
+            .contains("is locked by prune (exclusive lock, process"),
         "{}",
         o.stderr
     );
@@ -329,7 +348,9 @@ fn a_held_lock_is_named_and_unlock_removes_only_stale_ones() {
     assert!(o.stdout.contains("0 locks removed"), "{}", o.stdout);
     // ... and once the process is dead its lock no longer blocks anyone.
     p.kill();
-    let o = run(sv().args(["check", "--lock-wait", "0", "--repo"]).arg(&f.repo));
+    let o = run(sv()
+        .args(["check", "--lock-wait", "0", "--repo"])
+        .arg(&f.repo));
     assert_eq!(o.code, 0, "{}", o.stderr);
     let o = run(sv().args(["unlock", "--repo"]).arg(&f.repo));
     assert_eq!(o.code, 0);

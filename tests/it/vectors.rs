@@ -1709,7 +1709,11 @@ fn vector_objects_form_a_readable_vault() {
         "listing the vector lock",
     );
     check_eq(locks.len(), 1, "locks");
-    check_eq(locks[0].info.as_ref(), Some(&lock_info()), "lock read from the vault");
+    check_eq(
+        locks[0].info.as_ref(),
+        Some(&lock_info()),
+        "lock read from the vault",
+    );
     let index = ok(vault.load_index(), "loading the vector index");
     check_eq(index.len(), 5, "indexed blobs");
     let snaps = ok(vault.list_snapshots(), "loading the vector snapshot");
