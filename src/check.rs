@@ -1,1 +1,737 @@
-//! (being written)
+//! Check: prove that what a vault keeps is intact and, where it is not, say exactly which
+//! packs, snapshots and file paths are affected.
+//!
+//! Structure (always): index files decode; every indexed pack exists and its own header agrees
+//! with the index; snapshots decode; every tree they reach loads; every file's chunks are
+//! indexed as data and add up to the file's size. With `--read-data` every selected pack is
+//! downloaded whole, its name re-hashed, and every blob in it decrypted, decompressed and
+//! re-hashed. Nothing is written.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::str::FromStr;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::index::{Index, IndexPack};
+use crate::pack::{BlobKind, PackedBlob};
+use crate::snapshot::Snapshot;
+use crate::tree::NodeKind;
+use crate::vault::{DATA, INDEX, Vault, pack_name};
+use crate::walk::{Reachable, reachable};
+
+/// Which packs `--read-data-subset` reads.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Subset {
+    /// About this percentage of the packs, chosen at random each run.
+    Percent(f64),
+    /// Part `n` of `of` (1-based): stable across runs, so running 1/t … t/t reads every pack.
+    Part { n: u64, of: u64 },
+}
+
+impl FromStr for Subset {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Subset> {
+        let bad = || {
+            Error::InvalidInput(format!(
+                "--read-data-subset {s:?}: give a percentage like 10% or a part like 1/7"
+            ))
+        };
+        if let Some(p) = s.trim().strip_suffix('%') {
+            let v: f64 = p.trim().parse().map_err(|_| bad())?;
+            if !(v > 0.0 && v <= 100.0) {
+                return Err(bad());
+            }
+            return Ok(Subset::Percent(v));
+        }
+        let (n, of) = s.split_once('/').ok_or_else(bad)?;
+        let n: u64 = n.trim().parse().map_err(|_| bad())?;
+        let of: u64 = of.trim().parse().map_err(|_| bad())?;
+        if n == 0 || of == 0 || n > of {
+            return Err(bad());
+        }
+        Ok(Subset::Part { n, of })
+    }
+}
+
+impl Subset {
+    /// Whether pack `id` is read; `seed` makes percentage picks differ between runs.
+    fn selects(&self, id: &Id, seed: &[u8; 32]) -> bool {
+        match *self {
+            Subset::Part { n, of } => {
+                let v = u64::from_be_bytes(id.0[..8].try_into().expect("8 bytes"));
+                v % of == n - 1
+            }
+            Subset::Percent(p) if p >= 100.0 => true,
+            Subset::Percent(p) => {
+                let h = blake3::keyed_hash(seed, &id.0);
+                let v = u64::from_be_bytes(h.as_bytes()[..8].try_into().expect("8 bytes"));
+                (v as f64) < p / 100.0 * u64::MAX as f64
+            }
+        }
+    }
+}
+
+/// How much data `check` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum ReadData {
+    /// Structure only: index files, pack headers, snapshots and trees.
+    #[default]
+    None,
+    All,
+    Subset(Subset),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CheckOptions {
+    pub read_data: ReadData,
+}
+
+/// One thing found wrong (or, as a warning, untidy but harmless).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Problem {
+    /// The object concerned: `pack <hex>`, `index/<hex>`, `snapshot <hex>`, `tree <hex>`, ...
+    pub object: String,
+    pub detail: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.object, self.detail)
+    }
+}
+
+/// A snapshot that cannot be restored whole, and what of it is lost.
+#[derive(Debug, Clone, Serialize)]
+pub struct DamagedSnapshot {
+    pub id: Id,
+    /// Absent when the snapshot record itself cannot be read.
+    pub time: Option<jiff::Timestamp>,
+    pub host: String,
+    pub label: String,
+    /// Why the snapshot record cannot be read, if it cannot.
+    pub unreadable: Option<String>,
+    /// Files whose content cannot be restored exactly (original paths).
+    pub files: Vec<String>,
+    /// Directories whose listing cannot be read: nothing below them can be restored.
+    pub dirs: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CheckReport {
+    pub snapshots: usize,
+    pub index_files: usize,
+    pub packs: usize,
+    pub trees: usize,
+    /// Distinct data blobs the snapshots use.
+    pub data_blobs: usize,
+    pub packs_read: usize,
+    pub blobs_read: usize,
+    pub bytes_read: u64,
+    pub errors: Vec<Problem>,
+    pub warnings: Vec<Problem>,
+    /// Packs that are missing, unreadable, or hold damaged blobs.
+    pub damaged_packs: Vec<Id>,
+    pub damaged_snapshots: Vec<DamagedSnapshot>,
+}
+
+impl CheckReport {
+    pub fn is_clean(&self) -> bool {
+        self.errors.is_empty()
+    }
+}
+
+fn problem(object: impl Into<String>, detail: impl Into<String>) -> Problem {
+    Problem {
+        object: object.into(),
+        detail: detail.into(),
+    }
+}
+
+fn pack_label(id: &Id) -> String {
+    format!("pack {}", id.to_hex())
+}
+
+/// What `check` learned about packs and blobs before it walks the snapshots.
+#[derive(Default)]
+struct Damage {
+    packs: BTreeSet<Id>,
+    /// (pack, blob) pairs that cannot be read back exactly.
+    blobs: HashSet<(Id, Id)>,
+}
+
+pub fn check(vault: &Vault, opts: &CheckOptions) -> Result<CheckReport> {
+    let mut report = CheckReport::default();
+    let mut damage = Damage::default();
+
+    // Index files.
+    let scan = vault.scan_index()?;
+    report.index_files = scan.all.len();
+    for (id, e) in &scan.unreadable {
+        report.errors.push(problem(
+            format!("{INDEX}/{}", id.to_hex()),
+            format!(
+                "{e}; backup and restore stop on it until `sitevault prune` rebuilds the index from the pack headers"
+            ),
+        ));
+    }
+    let stale = scan
+        .all
+        .iter()
+        .filter(|id| scan.superseded.contains(id))
+        .count();
+    if stale > 0 {
+        report.warnings.push(problem(
+            INDEX,
+            format!(
+                "{stale} index file(s) are superseded but still stored (an interrupted prune); the next prune removes them"
+            ),
+        ));
+    }
+
+    // Packs: every indexed pack exists, and its header agrees with the index.
+    let stored: HashMap<Id, u64> = vault.list_ids(DATA)?.into_iter().collect();
+    report.packs = stored.len();
+    let indexed: HashMap<Id, IndexPack> = scan.packs().into_iter().map(|p| (p.id, p)).collect();
+    let mut missing: Vec<&IndexPack> = indexed
+        .values()
+        .filter(|p| !stored.contains_key(&p.id))
+        .collect();
+    missing.sort_by_key(|p| p.id);
+    for p in missing {
+        report.errors.push(problem(
+            pack_label(&p.id),
+            format!(
+                "listed in the index ({} blobs) but missing from storage",
+                p.blobs.len()
+            ),
+        ));
+        damage.packs.insert(p.id);
+        for b in &p.blobs {
+            damage.blobs.insert((p.id, b.id));
+        }
+    }
+    let mut by_id: Vec<(Id, u64)> = stored.iter().map(|(i, s)| (*i, *s)).collect();
+    by_id.sort();
+    let headers: Vec<(Id, Result<IndexPack>)> = by_id
+        .par_iter()
+        .map(|(id, size)| (*id, vault.read_pack_header(id, *size)))
+        .collect();
+    // Blobs of packs no index lists: used to tell "in no index, but recoverable" from "lost".
+    let mut unindexed: Vec<IndexPack> = Vec::new();
+    for (id, h) in headers {
+        match (indexed.get(&id), h) {
+            (Some(want), Ok(got)) => {
+                if let Some(why) = disagreement(want, &got, stored[&id]) {
+                    report.errors.push(problem(
+                        pack_label(&id),
+                        format!("its header disagrees with the index: {why}"),
+                    ));
+                    damage.packs.insert(id);
+                }
+            }
+            (Some(_), Err(e)) => {
+                report.errors.push(problem(
+                    pack_label(&id),
+                    format!(
+                        "its header cannot be read: {e}; run `sitevault check --read-data` to see which blobs are affected"
+                    ),
+                ));
+                damage.packs.insert(id);
+            }
+            (None, Ok(got)) => {
+                report.warnings.push(problem(
+                    pack_label(&id),
+                    "in no index (an interrupted backup or prune left it); the next backup or prune indexes it",
+                ));
+                unindexed.push(got);
+            }
+            (None, Err(e)) => report.warnings.push(problem(
+                pack_label(&id),
+                format!("in no index and its header cannot be read ({e}); nothing refers to it"),
+            )),
+        }
+    }
+
+    // The index restore would use: the index files' view of the packs.
+    let mut index = Index::new();
+    let mut listed: Vec<&IndexPack> = indexed.values().collect();
+    listed.sort_by_key(|p| p.id);
+    for p in listed {
+        index.add_pack(p.id, p.kind, &p.blobs);
+    }
+    index.finish();
+    let mut spare = Index::new();
+    for p in &unindexed {
+        spare.add_pack(p.id, p.kind, &p.blobs);
+    }
+    spare.finish();
+
+    if opts.read_data != ReadData::None {
+        read_data(
+            vault,
+            opts.read_data,
+            &stored,
+            &indexed,
+            &unindexed,
+            &mut report,
+            &mut damage,
+        )?;
+    }
+
+    // Snapshots and everything they reach.
+    let snaps = vault.scan_snapshots()?;
+    report.snapshots = snaps.readable.len() + snaps.unreadable.len();
+    for (id, e) in &snaps.unreadable {
+        report.errors.push(problem(
+            format!("snapshot {}", id.to_hex()),
+            format!(
+                "{e}; it cannot be restored: `sitevault forget {}` removes it",
+                id.short()
+            ),
+        ));
+        report.damaged_snapshots.push(DamagedSnapshot {
+            id: *id,
+            time: None,
+            host: String::new(),
+            label: String::new(),
+            unreadable: Some(e.to_string()),
+            files: vec![],
+            dirs: vec![],
+        });
+    }
+    // Trees are read through the index files plus the headers of packs no index lists, so a
+    // damaged or lost index file hides nothing else; what only those packs hold is reported
+    // below as needing a prune, not as lost.
+    let mut full = index.clone();
+    for p in &unindexed {
+        full.add_pack(p.id, p.kind, &p.blobs);
+    }
+    full.finish();
+    let reach = reachable(vault, &full, snaps.readable.iter().map(|(_, s)| s.tree));
+    report.trees = reach.trees.len() + reach.failed.len();
+    let mut failed: Vec<(&Id, &Error)> = reach.failed.iter().collect();
+    failed.sort_by_key(|(id, _)| **id);
+    for (id, e) in failed {
+        report
+            .errors
+            .push(problem(format!("tree {}", id.to_hex()), e.to_string()));
+    }
+    let files = FileCheck::new(&reach, &index, &spare, &damage);
+    report.data_blobs = files.data_blobs;
+    report.errors.extend(files.problems.iter().cloned());
+    for (id, s) in &snaps.readable {
+        if let Some(d) = files.attribute(id, s) {
+            report.damaged_snapshots.push(d);
+        }
+    }
+    report
+        .damaged_snapshots
+        .sort_by(|a, b| a.time.cmp(&b.time).then(a.id.cmp(&b.id)));
+    report.damaged_packs = damage.packs.into_iter().collect();
+    Ok(report)
+}
+
+/// Why an index entry and a pack's own header disagree, if they do.
+fn disagreement(want: &IndexPack, got: &IndexPack, size: u64) -> Option<String> {
+    if want.kind != got.kind {
+        return Some(format!(
+            "the index says it holds {:?} blobs, the pack says {:?}",
+            want.kind, got.kind
+        ));
+    }
+    let key = |b: &PackedBlob| (b.id, b.offset, b.stored_len, b.raw_len);
+    let a: BTreeSet<_> = want.blobs.iter().map(key).collect();
+    let b: BTreeSet<_> = got.blobs.iter().map(key).collect();
+    if a != b {
+        let only_index = a.difference(&b).count();
+        let only_pack = b.difference(&a).count();
+        return Some(format!(
+            "{only_index} blob entr(ies) only in the index, {only_pack} only in the pack"
+        ));
+    }
+    let end = want
+        .blobs
+        .iter()
+        .map(|b| b.offset as u64 + b.stored_len as u64)
+        .max()
+        .unwrap_or(0);
+    (end > size).then(|| format!("blobs reach byte {end} of a {size}-byte pack"))
+}
+
+/// Download the selected packs whole, re-hash each against its name, and open every blob.
+fn read_data(
+    vault: &Vault,
+    which: ReadData,
+    stored: &HashMap<Id, u64>,
+    indexed: &HashMap<Id, IndexPack>,
+    unindexed: &[IndexPack],
+    report: &mut CheckReport,
+    damage: &mut Damage,
+) -> Result<()> {
+    let seed: [u8; 32] = crate::crypto::random_array()?;
+    let spare: HashMap<Id, &IndexPack> = unindexed.iter().map(|p| (p.id, p)).collect();
+    let mut selected: Vec<Id> = stored
+        .keys()
+        .filter(|id| match which {
+            ReadData::None => false,
+            ReadData::All => true,
+            ReadData::Subset(s) => s.selects(id, &seed),
+        })
+        .copied()
+        .collect();
+    selected.sort();
+    struct PackRead {
+        id: Id,
+        bytes: u64,
+        blobs: usize,
+        hash_ok: bool,
+        bad: Vec<(Id, String)>,
+        fetch: Option<String>,
+    }
+    let results: Vec<PackRead> = selected
+        .par_iter()
+        .map(|id| {
+            let mut r = PackRead {
+                id: *id,
+                bytes: 0,
+                blobs: 0,
+                hash_ok: true,
+                bad: vec![],
+                fetch: None,
+            };
+            let blobs: &[PackedBlob] = match indexed.get(id).or(spare.get(id).copied()) {
+                Some(p) => &p.blobs,
+                None => &[],
+            };
+            let kind = indexed
+                .get(id)
+                .or(spare.get(id).copied())
+                .map_or(BlobKind::Data, |p| p.kind);
+            let name = pack_name(id);
+            let bytes = match vault.store().get(&name) {
+                Ok(Some(b)) => b,
+                Ok(None) => {
+                    r.fetch = Some("vanished while check ran".into());
+                    return r;
+                }
+                Err(e) => {
+                    r.fetch = Some(e.to_string());
+                    return r;
+                }
+            };
+            r.bytes = bytes.len() as u64;
+            r.hash_ok = Id::of_object(&bytes) == *id;
+            for b in blobs {
+                r.blobs += 1;
+                let range = b.offset as usize..b.offset as usize + b.stored_len as usize;
+                let opened = match bytes.get(range) {
+                    Some(sealed) => vault
+                        .open_blob(sealed, &b.id, kind, b.raw_len, &name)
+                        .map(|_| ()),
+                    None => Err(Error::corrupt(&name, "blob lies beyond the pack's end")),
+                };
+                if let Err(e) = opened {
+                    r.bad.push((b.id, e.to_string()));
+                }
+            }
+            r
+        })
+        .collect();
+    for r in results {
+        report.packs_read += 1;
+        report.bytes_read += r.bytes;
+        report.blobs_read += r.blobs;
+        let label = pack_label(&r.id);
+        if let Some(e) = r.fetch {
+            report
+                .errors
+                .push(problem(&label, format!("cannot be downloaded: {e}")));
+            damage.packs.insert(r.id);
+            continue;
+        }
+        let mut what = Vec::new();
+        if !r.hash_ok {
+            what.push("its content does not match its name (hash mismatch)".to_string());
+        }
+        if let Some((first, e)) = r.bad.first() {
+            what.push(format!(
+                "{} of {} blobs fail to decrypt, decompress or re-hash (first: blob {}: {e})",
+                r.bad.len(),
+                r.blobs,
+                first.short()
+            ));
+        }
+        if what.is_empty() {
+            continue;
+        }
+        damage.packs.insert(r.id);
+        if indexed.contains_key(&r.id) {
+            report.errors.push(problem(&label, what.join("; ")));
+        } else {
+            report.warnings.push(problem(
+                &label,
+                format!("in no index and damaged: {}", what.join("; ")),
+            ));
+        }
+        for (b, _) in r.bad {
+            damage.blobs.insert((r.id, b));
+        }
+    }
+    Ok(())
+}
+
+/// Per distinct tree: which of its files and subdirectories cannot be restored exactly.
+struct FileCheck<'a> {
+    reach: &'a Reachable,
+    /// Trees with damage somewhere below them (memoised over the shared trees).
+    damaged: HashMap<Id, bool>,
+    /// Trees restore cannot read: unreadable, or only in packs no index lists.
+    lost_trees: HashSet<Id>,
+    /// For each damaged tree, its entries (by name) that are damaged files.
+    bad_files: HashMap<Id, HashSet<Vec<u8>>>,
+    problems: Vec<Problem>,
+    data_blobs: usize,
+}
+
+impl<'a> FileCheck<'a> {
+    fn new(reach: &'a Reachable, index: &Index, spare: &Index, damage: &Damage) -> FileCheck<'a> {
+        let mut fc = FileCheck {
+            reach,
+            damaged: HashMap::new(),
+            lost_trees: reach.failed.keys().copied().collect(),
+            bad_files: HashMap::new(),
+            problems: Vec::new(),
+            data_blobs: 0,
+        };
+        let mut seen: HashSet<Id> = HashSet::new();
+        let mut unindexed: Vec<Id> = Vec::new();
+        // Blobs only packs no index lists hold: intact, but restore cannot find them.
+        for t in reach.trees.keys().filter(|t| !index.contains(t)) {
+            fc.lost_trees.insert(*t);
+        }
+        let mut spare_only = fc.lost_trees.len() - reach.failed.len();
+        let mut wrong_kind: Vec<Id> = Vec::new();
+        let mut sizes: Vec<(Id, Vec<u8>, u64, u64)> = Vec::new();
+        let mut trees: Vec<&Id> = reach.trees.keys().collect();
+        trees.sort();
+        for tid in trees {
+            let t = &reach.trees[tid];
+            for n in &t.nodes {
+                let NodeKind::File { chunks } = &n.kind else {
+                    continue;
+                };
+                let mut bad = false;
+                let mut total = 0u64;
+                for c in chunks {
+                    let first = seen.insert(*c);
+                    match index.get(c).or_else(|| spare.get(c)) {
+                        None => {
+                            bad = true;
+                            if first {
+                                unindexed.push(*c);
+                            }
+                        }
+                        Some(loc) if loc.kind != BlobKind::Data => {
+                            bad = true;
+                            if first {
+                                wrong_kind.push(*c);
+                            }
+                        }
+                        Some(loc) => {
+                            if !index.contains(c) {
+                                bad = true;
+                                spare_only += usize::from(first);
+                            }
+                            total += loc.raw_len as u64;
+                            bad |= damage.blobs.contains(&(loc.pack, *c));
+                        }
+                    }
+                }
+                if !bad && total != n.size {
+                    bad = true;
+                    sizes.push((*tid, n.name.clone(), n.size, total));
+                }
+                if bad {
+                    fc.bad_files.entry(*tid).or_default().insert(n.name.clone());
+                }
+            }
+        }
+        fc.data_blobs = seen.len();
+        if let Some(first) = unindexed.first() {
+            fc.problems.push(problem(
+                "data",
+                format!(
+                    "{} chunk(s) that snapshots use are in no pack (first: {}): lost",
+                    unindexed.len(),
+                    first.to_hex()
+                ),
+            ));
+        }
+        if spare_only > 0 {
+            fc.problems.push(problem(
+                "index",
+                format!(
+                    "{spare_only} blob(s) that snapshots use are intact but only in packs no index lists, so restore cannot find them; run `sitevault prune` to index them"
+                ),
+            ));
+        }
+        if let Some(first) = wrong_kind.first() {
+            fc.problems.push(problem(
+                "data",
+                format!(
+                    "{} chunk(s) are indexed as tree blobs (first: {})",
+                    wrong_kind.len(),
+                    first.to_hex()
+                ),
+            ));
+        }
+        for (tid, name, want, got) in sizes.iter().take(20) {
+            fc.problems.push(problem(
+                format!("tree {}", tid.to_hex()),
+                format!(
+                    "file {:?} is {want} bytes but its chunks add up to {got}",
+                    String::from_utf8_lossy(name)
+                ),
+            ));
+        }
+        // Damaged blobs are already reported with their packs.
+        let mut ids: Vec<Id> = reach
+            .trees
+            .keys()
+            .chain(reach.failed.keys())
+            .copied()
+            .collect();
+        ids.sort();
+        for id in ids {
+            fc.is_damaged(&id);
+        }
+        fc
+    }
+
+    /// Whether anything below tree `id` is damaged (an unreadable tree is).
+    fn is_damaged(&mut self, id: &Id) -> bool {
+        if let Some(d) = self.damaged.get(id) {
+            return *d;
+        }
+        let d = match self.reach.trees.get(id) {
+            _ if self.lost_trees.contains(id) => true,
+            None => true,
+            Some(t) => {
+                let mut d = self.bad_files.contains_key(id);
+                let subs: Vec<Id> = t
+                    .nodes
+                    .iter()
+                    .filter_map(|n| match n.kind {
+                        NodeKind::Dir { subtree } => Some(subtree),
+                        _ => None,
+                    })
+                    .collect();
+                for s in subs {
+                    d |= self.is_damaged(&s);
+                }
+                d
+            }
+        };
+        self.damaged.insert(*id, d);
+        d
+    }
+
+    /// The damaged files and directories of one snapshot, if it has any.
+    fn attribute(&self, id: &Id, s: &Snapshot) -> Option<DamagedSnapshot> {
+        if !self.damaged.get(&s.tree).copied().unwrap_or(true) {
+            return None;
+        }
+        let mut d = DamagedSnapshot {
+            id: *id,
+            time: Some(s.time),
+            host: s.host.clone(),
+            label: s.label.clone(),
+            unreadable: None,
+            files: vec![],
+            dirs: vec![],
+        };
+        let mut prefix: Vec<Vec<u8>> = Vec::new();
+        self.collect(s, &s.tree, &mut prefix, &mut d);
+        Some(d)
+    }
+
+    fn collect(
+        &self,
+        s: &Snapshot,
+        tree: &Id,
+        prefix: &mut Vec<Vec<u8>>,
+        out: &mut DamagedSnapshot,
+    ) {
+        let path = |prefix: &Vec<Vec<u8>>| {
+            let comps: Vec<&[u8]> = prefix.iter().map(|c| c.as_slice()).collect();
+            String::from_utf8_lossy(&s.path_style.join(&comps)).into_owned()
+        };
+        let t = match self.reach.trees.get(tree) {
+            Some(t) if !self.lost_trees.contains(tree) => t,
+            _ => {
+                out.dirs.push(path(prefix));
+                return;
+            }
+        };
+        let bad = self.bad_files.get(tree);
+        for n in &t.nodes {
+            prefix.push(n.name.clone());
+            match &n.kind {
+                NodeKind::Dir { subtree } if self.damaged.get(subtree).copied().unwrap_or(true) => {
+                    self.collect(s, subtree, prefix, out)
+                }
+                NodeKind::File { .. } if bad.is_some_and(|b| b.contains(&n.name)) => {
+                    out.files.push(path(prefix))
+                }
+                _ => {}
+            }
+            prefix.pop();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subsets_parse_and_reject() {
+        assert_eq!("10%".parse::<Subset>().unwrap(), Subset::Percent(10.0));
+        assert_eq!(
+            "2/7".parse::<Subset>().unwrap(),
+            Subset::Part { n: 2, of: 7 }
+        );
+        for bad in ["0%", "101%", "x%", "0/3", "4/3", "1/0", "half", ""] {
+            let e = bad.parse::<Subset>().unwrap_err().to_string();
+            assert!(e.contains("--read-data-subset"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn parts_cover_every_pack_exactly_once() {
+        let seed = [7u8; 32];
+        for i in 0..200u32 {
+            let id = Id::of_object(&i.to_le_bytes());
+            let hits = (1..=5)
+                .filter(|n| Subset::Part { n: *n, of: 5 }.selects(&id, &seed))
+                .count();
+            assert_eq!(hits, 1);
+        }
+    }
+
+    #[test]
+    fn percentages_pick_about_that_share() {
+        let seed = [9u8; 32];
+        let picked = (0..2000u32)
+            .filter(|i| Subset::Percent(25.0).selects(&Id::of_object(&i.to_le_bytes()), &seed))
+            .count();
+        assert!((400..600).contains(&picked), "{picked} of 2000");
+        assert!(
+            (0..50u32)
+                .all(|i| Subset::Percent(100.0).selects(&Id::of_object(&i.to_le_bytes()), &seed))
+        );
+    }
+}

@@ -4,7 +4,7 @@
 use crate::error::Result;
 use crate::id::Id;
 use crate::index::Index;
-use crate::tree::{Node, NodeKind};
+use crate::tree::{Node, NodeKind, Tree};
 use crate::vault::Vault;
 
 /// One entry of a snapshot with its components from the root tree.
@@ -51,4 +51,46 @@ fn walk(
         prefix.pop();
     }
     Ok(())
+}
+
+/// Every tree reachable from some roots, each loaded once: snapshots share most of their
+/// trees, so `check` and `stats` work per distinct tree, not per snapshot.
+#[derive(Debug, Default)]
+pub struct Reachable {
+    pub trees: std::collections::HashMap<Id, Tree>,
+    /// Trees that could not be read, with why; nothing below them is reachable.
+    pub failed: std::collections::HashMap<Id, crate::Error>,
+}
+
+/// Load every tree below `roots`, one level at a time, each level in parallel.
+pub fn reachable(vault: &Vault, index: &Index, roots: impl IntoIterator<Item = Id>) -> Reachable {
+    use rayon::prelude::*;
+    let mut out = Reachable::default();
+    let mut seen: std::collections::HashSet<Id> = std::collections::HashSet::new();
+    let mut frontier: Vec<Id> = roots.into_iter().filter(|r| seen.insert(*r)).collect();
+    while !frontier.is_empty() {
+        let loaded: Vec<(Id, Result<Tree>)> = frontier
+            .par_iter()
+            .map(|id| (*id, vault.load_tree(index, id)))
+            .collect();
+        frontier = Vec::new();
+        for (id, t) in loaded {
+            match t {
+                Ok(t) => {
+                    for n in &t.nodes {
+                        if let NodeKind::Dir { subtree } = n.kind
+                            && seen.insert(subtree)
+                        {
+                            frontier.push(subtree);
+                        }
+                    }
+                    out.trees.insert(id, t);
+                }
+                Err(e) => {
+                    out.failed.insert(id, e);
+                }
+            }
+        }
+    }
+    out
 }

@@ -20,7 +20,7 @@ struct Fixture {
 
 fn write_night(src: &Path, night: u64) {
     fs::create_dir_all(src.join("sub")).unwrap();
-    for i in 0..24u64 {
+    for i in 0..40u64 {
         // A third of the files change each night; the rest keep their content.
         let version = if i % 3 == night % 3 { night } else { 0 };
         let len = 3_000 + (i as usize * 977) % 17_000;
