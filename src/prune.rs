@@ -26,6 +26,9 @@ pub struct PruneOptions {
     pub dry_run: bool,
     /// Repack partly used packs until unused bytes are at most this fraction of what stays.
     pub max_unused: f64,
+    /// Snapshots to treat as already forgotten (only with `dry_run`: `forget --dry-run --prune`
+    /// previews what forgetting them would free).
+    pub assume_forgotten: HashSet<Id>,
 }
 
 impl Default for PruneOptions {
@@ -33,6 +36,7 @@ impl Default for PruneOptions {
         PruneOptions {
             dry_run: false,
             max_unused: 0.05,
+            assume_forgotten: HashSet::new(),
         }
     }
 }
@@ -87,6 +91,11 @@ pub fn prune(
         dry_run: opts.dry_run,
         ..PruneReport::default()
     };
+    if !opts.dry_run && !opts.assume_forgotten.is_empty() {
+        return Err(Error::InvalidInput(
+            "prune can only assume snapshots forgotten in a dry run".into(),
+        ));
+    }
     if !(0.0..=1.0).contains(&opts.max_unused) {
         return Err(Error::InvalidInput(
             "--max-unused must be between 0% and 100%".into(),
@@ -135,7 +144,13 @@ pub fn prune(
 
     // What the snapshots use. Prune must see every snapshot whole, or it could delete what an
     // unreadable one needs.
-    let snaps = vault.scan_snapshots()?;
+    let mut snaps = vault.scan_snapshots()?;
+    snaps
+        .readable
+        .retain(|(id, _)| !opts.assume_forgotten.contains(id));
+    snaps
+        .unreadable
+        .retain(|(id, _)| !opts.assume_forgotten.contains(id));
     if let Some((id, e)) = snaps.unreadable.first() {
         return Err(Error::InvalidInput(format!(
             "snapshot {} cannot be read ({e}); prune needs every snapshot intact to know what is used: run `sitevault check`, and `sitevault forget` the damaged snapshot if it cannot be repaired",

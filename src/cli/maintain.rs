@@ -71,10 +71,16 @@ pub fn forget(a: ForgetArgs) -> Result<u8> {
                 .delete(&format!("{SNAPSHOTS}/{}", id.to_hex()))?;
         }
     }
-    let pruned = if a.prune && !a.dry_run {
+    let pruned = if a.prune {
+        // A dry run previews the prune as if the snapshots were already gone.
         let opts = PruneOptions {
-            dry_run: false,
+            dry_run: a.dry_run,
             max_unused: a.max_unused,
+            assume_forgotten: if a.dry_run {
+                remove.iter().copied().collect()
+            } else {
+                Default::default()
+            },
         };
         Some(sitevault::prune::prune(&vault, &opts, &|| lock.check())?)
     } else {
@@ -155,6 +161,7 @@ pub fn prune(a: PruneArgs) -> Result<u8> {
     let opts = PruneOptions {
         dry_run: a.dry_run,
         max_unused: a.max_unused,
+        ..PruneOptions::default()
     };
     let r = sitevault::prune::prune(&vault, &opts, &|| lock.check())?;
     lock.release()?;

@@ -1417,10 +1417,25 @@ fn forget_prune_frees_the_forgotten_data_and_keeps_the_rest_restorable() {
 
     // A dry run with --prune changes nothing at all.
     let before = fx.snapshots();
-    let v = fx.forget_json(&["--keep-last", "1", "--prune", "--dry-run"]);
+    let v = fx.forget_json(&[
+        "--keep-last",
+        "1",
+        "--prune",
+        "--dry-run",
+        "--max-unused",
+        "0%",
+    ]);
     assert_eq!(v["removed"], 0);
     assert_eq!(fx.snapshots(), before);
     assert_eq!(dir_size(&data), size_before);
+    // ...but previews the prune as if the two older nights were already forgotten.
+    let preview = v["prune"].clone();
+    assert_eq!(preview["dry_run"], true, "{preview}");
+    assert_eq!(preview["snapshots"], 1, "{preview}");
+    assert!(
+        preview["bytes_freed"].as_u64().unwrap() >= 2 * LEN as u64,
+        "{preview}"
+    );
 
     let v = fx.forget_json(&["--keep-last", "1", "--prune", "--max-unused", "0%"]);
     assert_plan(
@@ -1442,6 +1457,13 @@ fn forget_prune_frees_the_forgotten_data_and_keeps_the_rest_restorable() {
     );
     let freed = r["bytes_freed"].as_u64().unwrap();
     assert!(freed >= 2 * LEN as u64, "{r}");
+    // The preview promised what the real run did.
+    for field in ["packs_deleted", "packs_repacked", "bytes_rewritten"] {
+        assert_eq!(
+            preview[field], r[field],
+            "{field}: preview {preview} vs run {r}"
+        );
+    }
     assert_eq!(r["bytes_unused_after"], 0, "{r}");
     let size_after = dir_size(&data);
     assert!(
