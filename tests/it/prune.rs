@@ -145,6 +145,7 @@ fn prune_killed_after_each_write_leaves_a_valid_vault() {
         points.push(at);
         fs::remove_dir_all(&repo).unwrap();
     }
+    eprintln!("prune was killed at {} points", points.len());
     assert!(
         points.len() >= 20,
         "prune was killed at only {} points: {points:?}",
