@@ -168,8 +168,9 @@ pub fn find(a: FindArgs) -> Result<u8> {
         .collect::<std::collections::HashSet<_>>()
         .len();
     outln!(
-        "{} matches in {} of {} snapshots",
+        "{} {} in {} of {} snapshots",
         hits.len(),
+        if hits.len() == 1 { "match" } else { "matches" },
         in_snaps,
         snaps.len()
     );
