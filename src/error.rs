@@ -34,6 +34,8 @@ pub enum ErrorKind {
     Locked,
     /// This process's own lock expired or was removed while it worked.
     LockLost,
+    /// The Configuration Manager site backup did not complete (or cannot be shown to have).
+    SiteBackupFailed,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +88,10 @@ pub enum Error {
         "lost the lock on vault {location}: {detail}; a prune may have run meanwhile, so nothing was committed; run the command again"
     )]
     LockLost { location: String, detail: String },
+    #[error(
+        "the site backup in {folder} is not verified good: {reason}; nothing was archived and no recovery point was removed"
+    )]
+    SiteBackupFailed { folder: PathBuf, reason: String },
 }
 
 impl Error {
@@ -105,6 +111,7 @@ impl Error {
             Error::Store { .. } => ErrorKind::Store,
             Error::Locked { .. } => ErrorKind::Locked,
             Error::LockLost { .. } => ErrorKind::LockLost,
+            Error::SiteBackupFailed { .. } => ErrorKind::SiteBackupFailed,
         }
     }
 

@@ -20,6 +20,7 @@ pub mod pattern;
 pub mod prune;
 pub mod restore;
 pub mod retention;
+pub mod sccm;
 pub mod snapshot;
 pub mod stats;
 pub mod store;
