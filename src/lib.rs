@@ -12,6 +12,7 @@ pub mod error;
 pub mod history;
 pub mod id;
 pub mod index;
+pub mod job;
 pub mod lock;
 pub mod pack;
 pub(crate) mod packer;
