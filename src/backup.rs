@@ -43,6 +43,9 @@ pub struct BackupOptions {
     pub time: Option<Timestamp>,
     /// Read every file, even those unchanged since the parent snapshot.
     pub force_reread: bool,
+    /// Sources the caller already knows are missing (afterbackup's absent drives): the
+    /// snapshot is marked incomplete, so retention never counts it as good history.
+    pub missing_sources: u64,
 }
 
 /// Something the user should hear about; the backup goes on.
@@ -255,7 +258,7 @@ pub fn backup(
             .collect(),
         path_style: style,
         tree,
-        complete: unreadable == 0,
+        complete: unreadable == 0 && opts.missing_sources == 0,
         summary,
     };
     // The commit point: only while our lock certainly still holds, or a prune that judged us

@@ -222,6 +222,20 @@ impl RetentionSection {
     }
 }
 
+/// Files and bytes below `path`, from metadata only: for the run log, before the backup
+/// reads the data.
+pub fn measure(path: &Path) -> (u64, u64) {
+    let mut files = 0;
+    let mut bytes = 0;
+    for e in walkdir::WalkDir::new(path).into_iter().flatten() {
+        if e.file_type().is_file() {
+            files += 1;
+            bytes += e.metadata().map(|m| m.len()).unwrap_or(0);
+        }
+    }
+    (files, bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -51,6 +51,29 @@ pub enum Command {
     Diff(DiffArgs),
     /// Every snapshot holding a path that matches GLOB: a file's history across recovery points
     Find(FindArgs),
+    /// The AfterBackup.bat job: verify the site backup, archive it and the other sources as one recovery point, apply retention
+    Afterbackup(AfterbackupArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AfterbackupArgs {
+    /// The job's TOML config file (see examples/sitevault.toml)
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Verify the site backup and list the sources; archive and remove nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print a JSON summary
+    #[arg(long)]
+    pub json: bool,
+    /// Snapshot time instead of now (RFC 3339): imports and tests
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub time: Option<jiff::Timestamp>,
+    /// Host name recorded in the snapshot (default: this machine's)
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+    #[command(flatten)]
+    pub lock: LockArgs,
 }
 
 #[derive(Debug, Args)]

@@ -30,6 +30,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Stats(a) => super::inspect::stats(a),
         Command::Diff(a) => super::history::diff(a),
         Command::Find(a) => super::history::find(a),
+        Command::Afterbackup(_) => bail!("afterbackup: not built yet"),
     }
 }
 
@@ -170,13 +171,13 @@ fn init(a: InitArgs) -> Result<u8> {
 
 /// Warnings as they happen, and a progress bar (bytes, files, rate, ETA) when stderr is a
 /// terminal; nothing but warnings otherwise, so logs and batch files stay clean.
-struct Progress {
+pub(super) struct Progress {
     bar: Option<ProgressBar>,
     files: AtomicU64,
 }
 
 impl Progress {
-    fn new() -> Progress {
+    pub(super) fn new() -> Progress {
         let bar = std::io::stderr().is_terminal().then(|| {
             let b = ProgressBar::new_spinner();
             b.set_style(
@@ -194,7 +195,7 @@ impl Progress {
         }
     }
 
-    fn finish(&self) {
+    pub(super) fn finish(&self) {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
         }
@@ -242,6 +243,7 @@ fn backup(a: BackupArgs) -> Result<u8> {
         tags: a.tags.clone(),
         time: a.time,
         force_reread: a.force_reread,
+        missing_sources: 0,
     };
     let lock = lock(&vault, &a.lock, false, "backup")?;
     let progress = Progress::new();

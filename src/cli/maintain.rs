@@ -63,13 +63,8 @@ pub fn forget(a: ForgetArgs) -> Result<u8> {
         .filter(|d| !d.keep)
         .map(|d| d.id)
         .collect();
-    if !a.dry_run && !remove.is_empty() {
-        lock.check()?;
-        for id in &remove {
-            vault
-                .store()
-                .delete(&format!("{SNAPSHOTS}/{}", id.to_hex()))?;
-        }
+    if !a.dry_run {
+        remove_snapshots(&vault, &lock, &remove)?;
     }
     let pruned = if a.prune {
         // A dry run previews the prune as if the snapshots were already gone.
@@ -153,6 +148,24 @@ pub fn forget(a: ForgetArgs) -> Result<u8> {
         print_prune(r);
     }
     Ok(EXIT_OK)
+}
+
+/// Delete snapshot objects under an exclusive lock, checked once before the first deletion.
+pub(super) fn remove_snapshots(
+    vault: &sitevault::Vault,
+    lock: &sitevault::lock::VaultLock,
+    ids: &[Id],
+) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    lock.check()?;
+    for id in ids {
+        vault
+            .store()
+            .delete(&format!("{SNAPSHOTS}/{}", id.to_hex()))?;
+    }
+    Ok(())
 }
 
 pub fn prune(a: PruneArgs) -> Result<u8> {
