@@ -295,6 +295,15 @@ file = 'E:\ConfigMgr_Backup\sitevault.log'
     }
 
     #[test]
+    fn the_shipped_example_parses() {
+        let text = include_str!("../examples/sitevault.toml");
+        let c = parse(text).unwrap();
+        assert_eq!(c.site.code, "CEN");
+        assert_eq!(c.sources.extra.to_vec().len(), 2);
+        assert!(c.retention.is_some_and(|r| r.prune));
+    }
+
+    #[test]
     fn minimal_config_has_defaults() {
         let c = parse("[vault]\nrepository = 'v'\n[site]\ncode = 'PS1'\nbackup_folder = 'b'\n")
             .unwrap();
