@@ -46,6 +46,8 @@ pub struct BackupOptions {
     /// Sources the caller already knows are missing (afterbackup's absent drives): the
     /// snapshot is marked incomplete, so retention never counts it as good history.
     pub missing_sources: u64,
+    /// Recorded in the snapshot for a site backup (see [`Snapshot::change_tracking_days`]).
+    pub change_tracking_days: Option<u32>,
 }
 
 /// Something the user should hear about; the backup goes on.
@@ -260,6 +262,7 @@ pub fn backup(
         tree,
         complete: unreadable == 0 && opts.missing_sources == 0,
         summary,
+        change_tracking_days: opts.change_tracking_days,
     };
     // The commit point: only while our lock certainly still holds, or a prune that judged us
     // gone could have deleted packs this snapshot needs (formats/ §12.6).

@@ -508,6 +508,7 @@ mod tests {
             tree: Id::default(),
             complete,
             summary: Summary::default(),
+            change_tracking_days: None,
         }
     }
 

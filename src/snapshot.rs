@@ -52,6 +52,11 @@ pub struct Snapshot {
     pub complete: bool,
     #[serde(default)]
     pub summary: Summary,
+    /// For a Configuration Manager site backup: the SQL change-tracking retention in days.
+    /// A site database older than that (before the newest site backup) cannot simply be
+    /// restored: the site must reinitialise its data from other sites.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_tracking_days: Option<u32>,
 }
 
 /// Filters shared by commands that pick snapshots.
@@ -123,10 +128,69 @@ pub fn select<'a>(
     }
 }
 
+/// Site-backup snapshots taken more than their change-tracking retention before the newest
+/// site backup of the same host and label: restoring their site database costs a reinit.
+pub fn outside_change_tracking(snaps: &[(Id, Snapshot)]) -> std::collections::HashSet<Id> {
+    use std::collections::HashMap;
+    let mut newest: HashMap<(&str, &str), Timestamp> = HashMap::new();
+    for (_, s) in snaps
+        .iter()
+        .filter(|(_, s)| s.change_tracking_days.is_some())
+    {
+        let e = newest.entry((&s.host, &s.label)).or_insert(s.time);
+        *e = (*e).max(s.time);
+    }
+    snaps
+        .iter()
+        .filter(|(_, s)| {
+            let Some(days) = s.change_tracking_days else {
+                return false;
+            };
+            let window = jiff::SignedDuration::from_hours(24 * days as i64);
+            newest
+                .get(&(s.host.as_str(), s.label.as_str()))
+                .is_some_and(|n| n.duration_since(s.time) > window)
+        })
+        .map(|(id, _)| *id)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn change_tracking_window_is_per_host_and_label() {
+        let mk = |t: &str, host: &str, days: Option<u32>| Snapshot {
+            format_version: SNAPSHOT_VERSION,
+            program_version: "t".into(),
+            time: t.parse().unwrap(),
+            host: host.into(),
+            label: "sccm-CEN".into(),
+            tags: vec![],
+            paths: vec!["/srv".into()],
+            path_style: PathStyle::Unix,
+            tree: Id::default(),
+            complete: true,
+            summary: Summary::default(),
+            change_tracking_days: days,
+        };
+        let snaps = vec![
+            (Id([1; 32]), mk("2026-11-01T03:00:00Z", "a", Some(5))),
+            (Id([2; 32]), mk("2026-11-05T03:00:01Z", "a", Some(5))),
+            // Exactly five days before the newest: still inside.
+            (Id([3; 32]), mk("2026-11-05T03:00:00Z", "b", Some(5))),
+            (Id([4; 32]), mk("2026-11-10T03:00:00Z", "a", Some(5))),
+            (Id([5; 32]), mk("2026-11-10T03:00:00Z", "b", Some(5))),
+            // Not a site backup: never marked.
+            (Id([6; 32]), mk("2026-01-01T03:00:00Z", "a", None)),
+        ];
+        let out = outside_change_tracking(&snaps);
+        let mut got: Vec<u8> = out.iter().map(|i| i.0[0]).collect();
+        got.sort();
+        assert_eq!(got, vec![1]);
+    }
 
     fn arb_snapshot() -> impl Strategy<Value = Snapshot> {
         (
@@ -179,6 +243,7 @@ mod tests {
                             duration_secs: ms as f64 / 1000.0,
                             ..Summary::default()
                         },
+                        change_tracking_days: None,
                     }
                 },
             )

@@ -277,6 +277,7 @@ fn run(a: &AfterbackupArgs, cfg: &JobConfig, log: &mut RunLog, report: &mut Valu
         time: a.time,
         force_reread: false,
         missing_sources: warnings.len() as u64,
+        change_tracking_days: Some(cfg.site.change_tracking_days),
     };
     let shared = lock(&vault, &a.lock, false, "afterbackup")?;
     let progress = Progress::new();
@@ -327,7 +328,11 @@ fn run(a: &AfterbackupArgs, cfg: &JobConfig, log: &mut RunLog, report: &mut Valu
             .map(|d| d.id)
             .collect();
         remove_snapshots(&vault, &excl, &remove)?;
-        for d in plans.iter().flat_map(|g| g.decisions.iter()).filter(|d| !d.keep) {
+        for d in plans
+            .iter()
+            .flat_map(|g| g.decisions.iter())
+            .filter(|d| !d.keep)
+        {
             log.info(&format!(
                 "retention removed snapshot {} of {} ({})",
                 d.id.short(),

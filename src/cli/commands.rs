@@ -244,6 +244,7 @@ fn backup(a: BackupArgs) -> Result<u8> {
         time: a.time,
         force_reread: a.force_reread,
         missing_sources: 0,
+        change_tracking_days: None,
     };
     let lock = lock(&vault, &a.lock, false, "backup")?;
     let progress = Progress::new();
@@ -333,11 +334,21 @@ fn snapshots(a: SnapshotsArgs) -> Result<u8> {
             EXIT_ERROR
         }
     };
+    // Change-tracking windows are judged against all of a group's site backups, not only
+    // the ones a filter or --at shows.
+    let outside = snapshot::outside_change_tracking(&scan.readable);
+    let window = |id: &sitevault::Id, s: &sitevault::Snapshot| match s.change_tracking_days {
+        None => None,
+        Some(_) if outside.contains(id) => Some("outside"),
+        Some(_) => Some("inside"),
+    };
     if a.json {
         let arr: Vec<_> = snaps
             .iter()
             .map(|(id, s)| {
                 json!({
+                    "change_tracking": window(id, s),
+                    "change_tracking_days": s.change_tracking_days,
                     "id": id.to_hex(),
                     "short_id": id.short(),
                     "time": s.time.to_string(),
@@ -356,29 +367,36 @@ fn snapshots(a: SnapshotsArgs) -> Result<u8> {
         return Ok(report(EXIT_OK));
     }
     outln!(
-        "{:<8}  {:<20}  {:<16}  {:<16}  {:<10}  {:<8}  paths",
+        "{:<8}  {:<20}  {:<16}  {:<16}  {:<10}  {:<8}  {:<8}  paths",
         "id",
         "time (UTC)",
         "host",
         "label",
         "tags",
-        "state"
+        "state",
+        "sql-ct"
     );
     for (id, s) in &snaps {
         let time = s.time.strftime("%Y-%m-%d %H:%M:%S").to_string();
         let state = if s.complete { "complete" } else { "partial" };
         outln!(
-            "{:<8}  {:<20}  {:<16}  {:<16}  {:<10}  {:<8}  {}",
+            "{:<8}  {:<20}  {:<16}  {:<16}  {:<10}  {:<8}  {:<8}  {}",
             id.short(),
             time,
             s.host,
             s.label,
             s.tags.join(","),
             state,
+            window(id, s).map_or("-", |w| if w == "outside" { "OUTSIDE" } else { w }),
             s.paths.join(" ")
         );
     }
     outln!("{} snapshots", snaps.len());
+    if snaps.iter().any(|(id, _)| outside.contains(id)) {
+        outln!(
+            "sql-ct OUTSIDE: the site database in that snapshot is older than SQL change-tracking retention allows; restoring it means the site reinitialises its data from the other sites"
+        );
+    }
     Ok(report(EXIT_OK))
 }
 
@@ -491,6 +509,16 @@ fn restore(a: RestoreArgs) -> Result<u8> {
         (Some(r), None) => find(&vault, r, &a.filter)?,
         (None, None) => bail!("give a snapshot id, `latest`, or --at TIME"),
     };
+    if let Some(days) = snap.change_tracking_days {
+        let all = vault.scan_snapshots()?.readable;
+        if snapshot::outside_change_tracking(&all).contains(&id) {
+            eprintln!(
+                "warning: snapshot {} is a site backup taken more than {days} days before the newest one of {}: beyond SQL change-tracking retention. If you restore its site database, Configuration Manager must reinitialise the site's data from the other sites (replication reinit), which takes time and network; prefer a newer recovery point unless that is what you want",
+                id.short(),
+                snap.host
+            );
+        }
+    }
     let index = vault.load_index()?;
     let dest = match &a.target {
         Some(t) => Destination::Target(t.clone()),

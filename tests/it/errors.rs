@@ -562,6 +562,7 @@ fn hand_made(time: &str, label: &str, host: &str) -> Snapshot {
         tree: Id::default(),
         complete: true,
         summary: Summary::default(),
+        change_tracking_days: None,
     }
 }
 

@@ -287,6 +287,7 @@ fn snapshot(root: Id, bytes_added: u64) -> Snapshot {
             files_changed: 0,
             duration_secs: 0.25,
         },
+        change_tracking_days: None,
     }
 }
 
