@@ -170,7 +170,16 @@ pub fn stats(vault: &Vault) -> Result<Stats> {
     let packs = vault.list_ids(DATA)?;
     out.packs = packs.len();
     let pack_bytes: u64 = packs.iter().map(|(_, s)| s).sum();
-    out.unused_bytes = pack_bytes.saturating_sub(out.stored_bytes);
+    // What prune could free: blob bytes the index lists (every copy) that no snapshot uses.
+    // Pack preambles and headers are framing, never freed, so they are not counted.
+    let listed: u64 = vault
+        .scan_index()?
+        .packs()
+        .iter()
+        .flat_map(|p| p.blobs.iter())
+        .map(|b| b.stored_len as u64)
+        .sum();
+    out.unused_bytes = listed.saturating_sub(out.stored_bytes);
     out.index_files = vault.list_ids(INDEX)?.len();
     out.vault_bytes = pack_bytes;
     // `config` is one object, not a folder, so it is fetched rather than listed.
