@@ -443,7 +443,10 @@ fn future_tree_bytes() -> Vec<u8> {
     out
 }
 
-fn sealing_cases() -> Vec<(&'static str, bool, Option<i32>, Vec<u8>, u8)> {
+/// One sealed-string vector case, as the spec table lists them.
+type SealingCase = (&'static str, bool, Option<i32>, Vec<u8>, u8);
+
+fn sealing_cases() -> Vec<SealingCase> {
     vec![
         (
             "encrypted_uncompressed",
@@ -958,7 +961,10 @@ fn spec_pack(bytes: &[u8], key: Option<&[u8; 32]>) -> (u8, Vec<(Id, u32, u32, u3
     (kind, out)
 }
 
-fn spec_index(plain: &[u8]) -> (Vec<Id>, Vec<(Id, u8, Vec<(Id, u32, u32, u32)>)>) {
+/// (supersedes, [(pack, kind, [(blob, offset, stored_len, raw_len)])])
+type SpecIndex = (Vec<Id>, Vec<(Id, u8, Vec<(Id, u32, u32, u32)>)>);
+
+fn spec_index(plain: &[u8]) -> SpecIndex {
     let mut c = Cur::new(plain);
     check(
         c.take(8) == &blake3::hash(b"sitevault index").as_bytes()[..8],
