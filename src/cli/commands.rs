@@ -30,7 +30,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Stats(a) => super::inspect::stats(a),
         Command::Diff(a) => super::history::diff(a),
         Command::Find(a) => super::history::find(a),
-        Command::Afterbackup(_) => bail!("afterbackup: not built yet"),
+        Command::Afterbackup(a) => super::afterbackup::afterbackup(a),
     }
 }
 

@@ -1,7 +1,7 @@
 //! Command-line front end: argument parsing, environment, printing and exit codes. The only
 //! place (with `main.rs`) that talks to the user.
 
-// mod afterbackup; (waits for src/sccm.rs)
+mod afterbackup;
 mod args;
 mod commands;
 mod history;
