@@ -114,7 +114,11 @@ pub fn afterbackup(a: AfterbackupArgs) -> Result<u8> {
     report["outcome"] = json!(outcome);
     report["exit_code"] = json!(code);
     log.line(
-        if code == EXIT_OK { "INFO" } else { "ERROR" },
+        match code {
+            EXIT_OK => "INFO",
+            EXIT_INCOMPLETE => "WARN",
+            _ => "ERROR",
+        },
         &format!("end: {outcome} (exit code {code}) after {secs:.1} s"),
     );
     if a.json {

@@ -1,5 +1,6 @@
 //! One integration-test binary (faster to link than one per file). Each module owns one area.
 
+mod afterbackup;
 mod check;
 mod cli_contract;
 mod common;
