@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{SyncSender, sync_channel};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use rayon::prelude::*;
@@ -130,6 +130,24 @@ struct BigJob {
     file: File,
     policy: Policy,
     reply: SyncSender<Chunked>,
+}
+
+/// Waits before each new attempt at a file that is in use or locked.
+const LOCK_RETRIES: [Duration; 3] = [
+    Duration::from_millis(250),
+    Duration::from_secs(1),
+    Duration::from_secs(3),
+];
+
+/// Whether an I/O error says "in use, try later" rather than "cannot ever be read".
+fn is_transient(e: &std::io::Error) -> bool {
+    match e.raw_os_error() {
+        // ERROR_SHARING_VIOLATION, ERROR_LOCK_VIOLATION.
+        Some(32 | 33) if cfg!(windows) => true,
+        // EAGAIN, EBUSY, ETXTBSY.
+        Some(11 | 16 | 26) if cfg!(unix) => true,
+        _ => e.kind() == std::io::ErrorKind::WouldBlock,
+    }
 }
 
 /// Back up `opts.paths` into one snapshot.
@@ -585,15 +603,23 @@ impl Session<'_> {
             });
             Ok(None)
         };
-        let file = match File::open(path) {
-            Ok(f) => f,
-            Err(e) => return unreadable(e),
-        };
         let policy = self.vault.chunker().policy_for(&name);
-        let chunks = match self.chunk_file(file, policy, meta.len()) {
-            Ok(c) => c,
-            Err(ChunkError::Io(e)) => return unreadable(e),
-            Err(ChunkError::Vault(e)) => return Err(e),
+        // A file another process holds open or locked (a database being detached, a log
+        // being rotated) is tried again a few times before it is given up as unreadable.
+        let mut attempt = 0;
+        let chunks = loop {
+            let r = File::open(path)
+                .map_err(ChunkError::Io)
+                .and_then(|file| self.chunk_file(file, policy, meta.len()));
+            match r {
+                Ok(c) => break c,
+                Err(ChunkError::Io(e)) if is_transient(&e) && attempt < LOCK_RETRIES.len() => {
+                    std::thread::sleep(LOCK_RETRIES[attempt]);
+                    attempt += 1;
+                }
+                Err(ChunkError::Io(e)) => return unreadable(e),
+                Err(ChunkError::Vault(e)) => return Err(e),
+            }
         };
         let (ids, size) = chunks;
         self.n.files.fetch_add(1, Ordering::Relaxed);
@@ -782,6 +808,20 @@ fn base_node(name: Vec<u8>, kind: NodeKind, meta: Option<&Metadata>) -> Node {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn in_use_errors_are_retried_and_others_are_not() {
+        use std::io::{Error, ErrorKind};
+        assert!(!super::is_transient(&Error::from(
+            ErrorKind::PermissionDenied
+        )));
+        assert!(!super::is_transient(&Error::from(ErrorKind::NotFound)));
+        assert!(super::is_transient(&Error::from(ErrorKind::WouldBlock)));
+        #[cfg(unix)]
+        assert!(super::is_transient(&Error::from_raw_os_error(16)));
+        #[cfg(windows)]
+        assert!(super::is_transient(&Error::from_raw_os_error(32)));
+    }
+
     use super::*;
     use crate::chunker::ChunkerParams;
     use proptest::prelude::*;
