@@ -160,8 +160,11 @@ fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
 
+/// One entry's kind, content, inode, mode and mtime (seconds, nanoseconds).
+type Print = (String, Vec<u8>, u64, u32, i64, i64);
+
 /// Everything below `root` (the root included): kind, content, inode, mode, mtime.
-fn fingerprint(root: &Path) -> BTreeMap<PathBuf, (String, Vec<u8>, u64, u32, i64, i64)> {
+fn fingerprint(root: &Path) -> BTreeMap<PathBuf, Print> {
     walkdir::WalkDir::new(root)
         .into_iter()
         .map(|e| {
@@ -375,7 +378,9 @@ fn include_and_exclude_select_exactly_the_matching_entries() {
 
     let sub_pattern = format!("{}/sub/*", e.src.display());
     let deep_pattern = format!("{}/sub/deep", e.src.display());
-    let cases: Vec<(&str, Vec<&str>, Vec<&str>, BTreeSet<String>)> = vec![
+    // (what, includes, excludes, expected files)
+    type Case<'a> = (&'a str, Vec<&'a str>, Vec<&'a str>, BTreeSet<String>);
+    let cases: Vec<Case> = vec![
         (
             "only *.mdf",
             vec!["*.mdf"],
@@ -931,7 +936,9 @@ fn dry_run_reports_each_policy_and_writes_nothing() {
     let p = |r: &str| e.at(&target, r).display().to_string();
     let before = fingerprint(&target);
 
-    let cases: &[(&str, &[(&str, &str, Option<String>)])] = &[
+    // (policy, [(path, action, written_to)])
+    type Expected<'a> = (&'a str, &'a [(&'a str, &'a str, Option<String>)]);
+    let cases: &[Expected] = &[
         (
             "overwrite",
             &[
