@@ -706,3 +706,31 @@ fn backup_json_matches_snapshots_json() {
         );
     }
 }
+
+/// The shipped AfterBackup.bat: CRLF line endings (cmd.exe mis-parses labels and `goto` in LF
+/// files), one afterbackup call with --config, and the exit code passed on to Configuration
+/// Manager. `.gitattributes` keeps the CRLF through git on every platform.
+#[test]
+fn the_example_afterbackup_bat_keeps_crlf_and_calls_afterbackup() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/AfterBackup.bat");
+    let bytes = fs::read(&path).expect("examples/AfterBackup.bat exists");
+    let lf = bytes.iter().filter(|b| **b == b'\n').count();
+    let crlf = bytes.windows(2).filter(|w| w == b"\r\n").count();
+    assert!(lf > 5, "the batch file has lines");
+    assert_eq!(lf, crlf, "every line of AfterBackup.bat ends in CRLF");
+    let text = String::from_utf8(bytes).expect("ASCII batch file");
+    assert!(text.contains("afterbackup --config"), "{text}");
+    assert!(text.contains("exit /b %RESULT%"), "{text}");
+    let attrs = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(".gitattributes"))
+        .expect(".gitattributes exists");
+    assert!(attrs.contains("*.bat text eol=crlf"), "{attrs}");
+}
+
+/// `afterbackup` is a subcommand with exactly the flags the issue pins.
+#[test]
+fn afterbackup_help_lists_its_flags() {
+    let o = ok(run(sv().args(["afterbackup", "--help"])));
+    for flag in ["--config", "--dry-run", "--json"] {
+        assert!(o.stdout.contains(flag), "{flag} in:\n{}", o.stdout);
+    }
+}
