@@ -271,7 +271,12 @@ fn run(a: &AfterbackupArgs, cfg: &JobConfig, log: &mut RunLog, report: &mut Valu
             );
         }
         report["warnings"] = json!(warnings);
-        return Ok(EXIT_OK);
+        // The dry run predicts the real run's exit code: a missing source would make it 3.
+        return Ok(if warnings.is_empty() {
+            EXIT_OK
+        } else {
+            EXIT_INCOMPLETE
+        });
     }
     let opts = BackupOptions {
         paths: sources.iter().map(|s| s.path.clone()).collect(),
