@@ -26,6 +26,9 @@ pub struct VaultSection {
     pub repository: String,
     pub password_file: Option<PathBuf>,
     pub label: Option<String>,
+    /// Storage options for s3:// and az:// vaults (`aws_region = "eu-west-1"`).
+    #[serde(default)]
+    pub options: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

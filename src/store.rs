@@ -41,6 +41,59 @@ pub trait Store: Send + Sync {
 pub struct ObjectStoreBackend {
     inner: Arc<dyn ObjectStore>,
     location: String,
+    /// The runtime HTTP backends need; local folders do their I/O inline without one.
+    runtime: Option<Arc<tokio::runtime::Runtime>>,
+}
+
+/// Settings for cloud backends: `object_store` configuration keys and values (`aws_region`,
+/// `azure_storage_account_key`, ...). Keys from the environment that the backend does not
+/// know are ignored (other tools' variables); explicit ones must be known.
+#[derive(Debug, Clone, Default)]
+pub struct StoreOptions {
+    /// `AWS_*` / `AZURE_*` environment variables, lower-cased.
+    pub environment: Vec<(String, String)>,
+    /// `--option key=value` or a config file's `[vault.options]`; these win.
+    pub explicit: Vec<(String, String)>,
+}
+
+/// What a repository string names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Folder(std::path::PathBuf),
+    S3 { bucket: String, prefix: String },
+    Azure { container: String, prefix: String },
+}
+
+impl Location {
+    pub fn parse(repo: &str) -> Result<Location> {
+        let Some((scheme, rest)) = repo.split_once("://") else {
+            return Ok(Location::Folder(repo.into()));
+        };
+        // `C:\x` has no `://`; a one-letter scheme would be a drive, so it stays a folder.
+        if scheme.len() == 1 {
+            return Ok(Location::Folder(repo.into()));
+        }
+        let (first, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let prefix = prefix.trim_matches('/').to_string();
+        if first.is_empty() {
+            return Err(Error::InvalidInput(format!(
+                "repository {repo:?} names no bucket or container: write {scheme}://<name>/<prefix>"
+            )));
+        }
+        match scheme.to_ascii_lowercase().as_str() {
+            "s3" => Ok(Location::S3 {
+                bucket: first.into(),
+                prefix,
+            }),
+            "az" | "azure" => Ok(Location::Azure {
+                container: first.into(),
+                prefix,
+            }),
+            _ => Err(Error::InvalidInput(format!(
+                "repository {repo:?}: unknown scheme {scheme}://; give a folder, s3://bucket/prefix or az://container/prefix"
+            ))),
+        }
+    }
 }
 
 impl ObjectStoreBackend {
@@ -63,7 +116,86 @@ impl ObjectStoreBackend {
         Ok(ObjectStoreBackend {
             inner: Arc::new(fs),
             location,
+            runtime: None,
         })
+    }
+
+    /// A vault in an S3 bucket or Azure container, under `prefix`.
+    pub fn cloud(repo: &str, loc: &Location, options: &StoreOptions) -> Result<ObjectStoreBackend> {
+        let bad = |e: object_store::Error| Error::InvalidInput(format!("repository {repo}: {e}"));
+        let key_err = |k: &str| {
+            Error::InvalidInput(format!(
+                "repository {repo}: unknown option {k:?}; see the README's list of storage options"
+            ))
+        };
+        let store: Arc<dyn ObjectStore> = match loc {
+            Location::S3 { bucket, .. } => {
+                let mut b = object_store::aws::AmazonS3Builder::new().with_bucket_name(bucket);
+                for (k, v) in &options.environment {
+                    if let Ok(key) = k.parse::<object_store::aws::AmazonS3ConfigKey>() {
+                        b = b.with_config(key, v);
+                    }
+                }
+                for (k, v) in &options.explicit {
+                    let key: object_store::aws::AmazonS3ConfigKey =
+                        k.to_ascii_lowercase().parse().map_err(|_| key_err(k))?;
+                    b = b.with_config(key, v);
+                }
+                // Create-only puts (If-None-Match) keep locks and objects race-free (formats/).
+                Arc::new(b.with_retry(retry()).build().map_err(bad)?)
+            }
+            Location::Azure { container, .. } => {
+                let mut b = object_store::azure::MicrosoftAzureBuilder::new()
+                    .with_container_name(container);
+                for (k, v) in &options.environment {
+                    if let Ok(key) = k.parse::<object_store::azure::AzureConfigKey>() {
+                        b = b.with_config(key, v);
+                    }
+                }
+                for (k, v) in &options.explicit {
+                    let key: object_store::azure::AzureConfigKey =
+                        k.to_ascii_lowercase().parse().map_err(|_| key_err(k))?;
+                    b = b.with_config(key, v);
+                }
+                Arc::new(b.with_retry(retry()).build().map_err(bad)?)
+            }
+            Location::Folder(_) => {
+                return Err(Error::InvalidInput(format!(
+                    "{repo} is a folder, not a URL"
+                )));
+            }
+        };
+        let prefix = match loc {
+            Location::S3 { prefix, .. } | Location::Azure { prefix, .. } => prefix.clone(),
+            Location::Folder(_) => String::new(),
+        };
+        let inner: Arc<dyn ObjectStore> = if prefix.is_empty() {
+            store
+        } else {
+            Arc::new(object_store::prefix::PrefixStore::new(
+                store,
+                prefix.as_str(),
+            ))
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("tokio runtime", e))?;
+        Ok(ObjectStoreBackend {
+            inner,
+            location: repo.trim_end_matches('/').to_string(),
+            runtime: Some(Arc::new(runtime)),
+        })
+    }
+
+    fn run<F: std::future::Future>(&self, f: F) -> F::Output {
+        match &self.runtime {
+            Some(rt) => rt.block_on(f),
+            // Local-filesystem futures do their blocking I/O inline when no runtime is
+            // entered, so a plain executor suffices and each rayon worker does its own I/O.
+            None => futures::executor::block_on(f),
+        }
     }
 
     fn err(&self, name: &str, e: object_store::Error) -> Error {
@@ -74,11 +206,13 @@ impl ObjectStoreBackend {
     }
 }
 
-// Local-filesystem futures do their blocking I/O inline when no tokio runtime is entered, so a
-// plain executor suffices and each rayon worker does its own I/O. Cloud backends will bring a
-// runtime of their own here.
-fn run<F: std::future::Future>(f: F) -> F::Output {
-    futures::executor::block_on(f)
+/// Transient errors and timeouts are retried with exponential backoff.
+fn retry() -> object_store::RetryConfig {
+    object_store::RetryConfig {
+        max_retries: 8,
+        retry_timeout: std::time::Duration::from_secs(300),
+        backoff: object_store::BackoffConfig::default(),
+    }
 }
 
 impl Store for ObjectStoreBackend {
@@ -88,7 +222,7 @@ impl Store for ObjectStoreBackend {
 
     fn get(&self, name: &str) -> Result<Option<Bytes>> {
         let path = ObjPath::from(name);
-        run(async {
+        self.run(async {
             match self.inner.get(&path).await {
                 Ok(r) => r.bytes().await.map(Some),
                 Err(object_store::Error::NotFound { .. }) => Ok(None),
@@ -112,10 +246,10 @@ impl Store for ObjectStoreBackend {
                 ),
             )
         };
-        match run(self.inner.get_range(&path, range.clone())) {
+        match self.run(self.inner.get_range(&path, range.clone())) {
             Ok(b) if b.len() as u64 == want => Ok(b),
             Ok(b) => Err(truncated(range.start + b.len() as u64)),
-            Err(e) => match run(self.inner.head(&path)) {
+            Err(e) => match self.run(self.inner.head(&path)) {
                 Ok(meta) if meta.size < range.end => Err(truncated(meta.size)),
                 _ => Err(self.err(name, e)),
             },
@@ -128,10 +262,10 @@ impl Store for ObjectStoreBackend {
             mode: PutMode::Create,
             ..Default::default()
         };
-        match run(self
-            .inner
-            .put_opts(&path, PutPayload::from_bytes(data), opts))
-        {
+        match self.run(
+            self.inner
+                .put_opts(&path, PutPayload::from_bytes(data), opts),
+        ) {
             Ok(_) => Ok(true),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
             Err(e) => Err(self.err(name, e)),
@@ -140,8 +274,9 @@ impl Store for ObjectStoreBackend {
 
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
         let path = ObjPath::from(prefix);
-        let metas: Vec<_> =
-            run(self.inner.list(Some(&path)).try_collect()).map_err(|e| self.err(prefix, e))?;
+        let metas: Vec<_> = self
+            .run(self.inner.list(Some(&path)).try_collect())
+            .map_err(|e| self.err(prefix, e))?;
         let mut out: Vec<ObjectInfo> = metas
             .into_iter()
             .map(|m| ObjectInfo {
@@ -157,26 +292,20 @@ impl Store for ObjectStoreBackend {
 
     fn delete(&self, name: &str) -> Result<()> {
         let path = ObjPath::from(name);
-        match run(self.inner.delete(&path)) {
+        match self.run(self.inner.delete(&path)) {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(self.err(name, e)),
         }
     }
 }
 
-/// Open the store a repository string names. Only folders for now; URLs come with the cloud issue.
-pub fn open_store(repo: &str, create: bool) -> Result<Arc<dyn Store>> {
-    if let Some((scheme, _)) = repo.split_once("://")
-        && scheme.len() > 1
-    {
-        return Err(Error::InvalidInput(format!(
-            "repository {repo:?}: {scheme}:// vaults are not supported yet; give a folder path"
-        )));
+/// Open the store a repository string names: a folder, `s3://bucket/prefix` or
+/// `az://container/prefix` (also `azure://`). `options` configure cloud backends.
+pub fn open_store(repo: &str, create: bool, options: &StoreOptions) -> Result<Arc<dyn Store>> {
+    match Location::parse(repo)? {
+        Location::Folder(dir) => Ok(Arc::new(ObjectStoreBackend::local(&dir, create)?)),
+        loc => Ok(Arc::new(ObjectStoreBackend::cloud(repo, &loc, options)?)),
     }
-    Ok(Arc::new(ObjectStoreBackend::local(
-        Path::new(repo),
-        create,
-    )?))
 }
 
 /// Called after each completed write (put or delete) with its 1-based number, the operation

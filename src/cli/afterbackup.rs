@@ -242,6 +242,12 @@ fn run(a: &AfterbackupArgs, cfg: &JobConfig, log: &mut RunLog, report: &mut Valu
             .password_file
             .clone()
             .or_else(|| std::env::var_os("SITEVAULT_PASSWORD_FILE").map(PathBuf::from)),
+        options: cfg
+            .vault
+            .options
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect(),
     };
     let vault = open(&repo)?;
     let mut tags: Vec<String> = Vec::new();

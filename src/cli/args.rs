@@ -23,6 +23,10 @@ pub struct RepoArgs {
     /// File whose first line is the vault password (else SITEVAULT_PASSWORD)
     #[arg(long, env = "SITEVAULT_PASSWORD_FILE", value_name = "FILE")]
     pub password_file: Option<PathBuf>,
+    /// Storage option for s3:// and az:// vaults, e.g. aws_region=eu-west-1 (repeatable;
+    /// overrides the AWS_* / AZURE_* environment variables)
+    #[arg(long = "option", short = 'o', value_name = "KEY=VALUE")]
+    pub options: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

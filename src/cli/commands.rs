@@ -54,8 +54,29 @@ fn password(repo: &RepoArgs) -> Result<Option<Vec<u8>>> {
 /// The vault's store, behind the test stop hook when `SITEVAULT_TEST_STOP_AFTER_WRITES=N` is
 /// set: after its Nth write the process names that write on stderr and waits for a line on stdin
 /// (tests kill it there with SIGKILL, or let it go on). Not for production use.
-fn open_store(repo: &str, create: bool) -> Result<std::sync::Arc<dyn sitevault::Store>> {
-    let store = sitevault::open_store(repo, create)?;
+/// Cloud storage settings: `AWS_*` and `AZURE_*` environment variables as `object_store`
+/// names them (lower case), and `--option key=value`, which wins.
+fn store_options(options: &[String]) -> Result<sitevault::store::StoreOptions> {
+    let mut environment: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("AWS_") || k.starts_with("AZURE_"))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect();
+    environment.sort();
+    let mut explicit = Vec::new();
+    for o in options {
+        let Some((k, v)) = o.split_once('=') else {
+            bail!("--option {o:?}: write KEY=VALUE, e.g. --option aws_region=eu-west-1");
+        };
+        explicit.push((k.trim().to_ascii_lowercase(), v.to_string()));
+    }
+    Ok(sitevault::store::StoreOptions {
+        environment,
+        explicit,
+    })
+}
+
+fn open_store(repo: &RepoArgs, create: bool) -> Result<std::sync::Arc<dyn sitevault::Store>> {
+    let store = sitevault::open_store(&repo.repo, create, &store_options(&repo.options)?)?;
     let Some(n) = std::env::var("SITEVAULT_TEST_STOP_AFTER_WRITES")
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
@@ -75,7 +96,7 @@ fn open_store(repo: &str, create: bool) -> Result<std::sync::Arc<dyn sitevault::
 }
 
 pub(super) fn open(repo: &RepoArgs) -> Result<Vault> {
-    let store = open_store(&repo.repo, false)?;
+    let store = open_store(repo, false)?;
     // A plaintext vault needs no password, so a bad password file only matters when one is needed.
     let pw = password(repo);
     match Vault::open(store, pw.as_ref().ok().and_then(|p| p.as_deref())) {
@@ -154,7 +175,7 @@ fn init(a: InitArgs) -> Result<u8> {
         ..InitOptions::default()
     };
     opts.validate()?;
-    let store = sitevault::open_store(&a.repo.repo, true)?;
+    let store = open_store(&a.repo, true)?;
     let vault = Vault::init(store, opts)?;
     let enc = if a.insecure_no_encryption {
         "unencrypted"

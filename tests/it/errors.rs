@@ -503,7 +503,7 @@ fn ambiguous_snapshot_prefix_lists_the_candidates() {
 
     // Store copies of the snapshot (each sealing draws a new nonce, so a new id) until two ids
     // share their first 4 hex digits: about 300 tiny objects by the birthday bound.
-    let store = sitevault::open_store(s(&repo), false).unwrap();
+    let store = sitevault::open_store(s(&repo), false, &Default::default()).unwrap();
     let vault = Vault::open(store, Some(PASSWORD.as_bytes())).unwrap();
     let (orig, snap) = vault.list_snapshots().unwrap().remove(0);
     let mut seen: HashMap<String, Id> = HashMap::from([(orig.to_hex()[..4].to_string(), orig)]);
@@ -828,7 +828,7 @@ fn usage_errors_exit_2() {
 fn one_unreadable_snapshot_does_not_hide_the_others() {
     let dir = tempfile::tempdir().unwrap();
     let (repo, _src) = vault_with_backup(dir.path());
-    let store = sitevault::open_store(s(&repo), false).unwrap();
+    let store = sitevault::open_store(s(&repo), false, &Default::default()).unwrap();
     let vault = Vault::open(store, Some(PASSWORD.as_bytes())).unwrap();
     let (good, mut snap) = vault.list_snapshots().unwrap().remove(0);
     snap.format_version = 2;
