@@ -2,6 +2,7 @@
 
 mod afterbackup;
 mod check;
+mod cloud;
 mod cli_contract;
 mod common;
 mod crash;
