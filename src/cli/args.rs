@@ -57,6 +57,34 @@ pub enum Command {
     Find(FindArgs),
     /// The AfterBackup.bat job: verify the site backup, archive it and the other sources as one recovery point, apply retention
     Afterbackup(AfterbackupArgs),
+    /// Copy snapshots the destination (--repo) lacks from another vault (--from), e.g. off site
+    Copy(CopyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// The destination vault
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// The source vault: a folder, s3://bucket/prefix or az://container/prefix
+    #[arg(long, value_name = "REPO")]
+    pub from: String,
+    /// File whose first line is the source vault's password (else SITEVAULT_FROM_PASSWORD,
+    /// else the destination's password)
+    #[arg(long, env = "SITEVAULT_FROM_PASSWORD_FILE", value_name = "FILE")]
+    pub from_password_file: Option<PathBuf>,
+    /// Storage option for the source vault (repeatable)
+    #[arg(long = "from-option", value_name = "KEY=VALUE")]
+    pub from_options: Vec<String>,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    #[command(flatten)]
+    pub lock: LockArgs,
+    /// Source snapshots to copy (id, prefix or `latest`); all of them when none is given
+    pub snapshots: Vec<String>,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

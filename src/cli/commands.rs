@@ -30,12 +30,13 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Stats(a) => super::inspect::stats(a),
         Command::Diff(a) => super::history::diff(a),
         Command::Find(a) => super::history::find(a),
+        Command::Copy(a) => super::copy::copy(a),
         Command::Afterbackup(a) => super::afterbackup::afterbackup(a),
     }
 }
 
 /// The password from --password-file / SITEVAULT_PASSWORD_FILE, else SITEVAULT_PASSWORD.
-fn password(repo: &RepoArgs) -> Result<Option<Vec<u8>>> {
+pub(super) fn password(repo: &RepoArgs) -> Result<Option<Vec<u8>>> {
     if let Some(f) = &repo.password_file {
         let text = std::fs::read(f)
             .with_context(|| format!("cannot read password file {}", f.display()))?;
@@ -96,9 +97,13 @@ fn open_store(repo: &RepoArgs, create: bool) -> Result<std::sync::Arc<dyn siteva
 }
 
 pub(super) fn open(repo: &RepoArgs) -> Result<Vault> {
+    open_with(repo, password(repo))
+}
+
+/// Open with a password found elsewhere (`copy --from` has its own).
+pub(super) fn open_with(repo: &RepoArgs, pw: Result<Option<Vec<u8>>>) -> Result<Vault> {
     let store = open_store(repo, false)?;
     // A plaintext vault needs no password, so a bad password file only matters when one is needed.
-    let pw = password(repo);
     match Vault::open(store, pw.as_ref().ok().and_then(|p| p.as_deref())) {
         Err(sitevault::Error::PasswordRequired { .. }) if pw.is_err() => {
             Err(pw.expect_err("checked"))

@@ -4,6 +4,7 @@
 mod afterbackup;
 mod args;
 mod commands;
+mod copy;
 mod history;
 mod inspect;
 mod maintain;

@@ -1,0 +1,77 @@
+//! `copy`: bring a vault's snapshots into another one (the nightly off-site push).
+
+use anyhow::Result;
+
+use super::EXIT_OK;
+use super::args::*;
+use super::commands::{filter, lock, open, open_with, password};
+use super::output::{self, outln};
+
+pub fn copy(a: CopyArgs) -> Result<u8> {
+    let src_repo = RepoArgs {
+        repo: a.from.clone(),
+        password_file: a.from_password_file.clone(),
+        options: a.from_options.clone(),
+    };
+    // The source's own password when one is given, else the destination's.
+    let src_pw = match (
+        &a.from_password_file,
+        std::env::var_os("SITEVAULT_FROM_PASSWORD"),
+    ) {
+        (Some(_), _) => password(&src_repo),
+        (None, Some(p)) if !p.is_empty() => Ok(Some(p.into_encoded_bytes())),
+        _ => password(&a.repo),
+    };
+    let src = open_with(&src_repo, src_pw)?;
+    let dst = open(&a.repo)?;
+    if src.config().id == dst.config().id {
+        anyhow::bail!(
+            "--from and --repo are the same vault ({}); give two different vaults",
+            dst.location()
+        );
+    }
+    let _src_lock = lock(&src, &a.lock, false, "copy (source)")?;
+    let dst_lock = lock(&dst, &a.lock, false, "copy")?;
+    let f = filter(&a.filter);
+    let scan = src.scan_snapshots()?;
+    for (id, e) in &scan.unreadable {
+        eprintln!(
+            "warning: source snapshot {} cannot be read and is not copied: {e}",
+            id.short()
+        );
+    }
+    let candidates: Vec<_> = scan
+        .readable
+        .into_iter()
+        .filter(|(_, s)| f.matches(s))
+        .collect();
+    let wanted = if a.snapshots.is_empty() {
+        candidates
+    } else {
+        let mut w = Vec::new();
+        for r in &a.snapshots {
+            w.push(sitevault::snapshot::select(&candidates, r, &f)?.clone());
+        }
+        w
+    };
+    let r = sitevault::copy::copy(&src, &dst, &wanted, &|| dst_lock.check())?;
+    dst_lock.release()?;
+    if a.json {
+        output::json(&serde_json::to_value(&r)?);
+        return Ok(EXIT_OK);
+    }
+    for c in &r.copied {
+        outln!("copied {} -> {} ({})", c.from.short(), c.to.short(), c.time);
+    }
+    outln!(
+        "{} snapshots copied, {} already there; {} read from {}, {} new packs ({}) in {}",
+        r.copied.len(),
+        r.already_there.len(),
+        output::bytes(r.bytes_read),
+        src.location(),
+        r.packs_added,
+        output::bytes(r.bytes_added),
+        dst.location()
+    );
+    Ok(EXIT_OK)
+}
