@@ -130,7 +130,9 @@ impl ObjectStoreBackend {
         };
         let store: Arc<dyn ObjectStore> = match loc {
             Location::S3 { bucket, .. } => {
-                let mut b = object_store::aws::AmazonS3Builder::new().with_bucket_name(bucket);
+                let mut b = object_store::aws::AmazonS3Builder::new()
+                    .with_bucket_name(bucket)
+                    .with_client_options(client_options());
                 for (k, v) in &options.environment {
                     if let Ok(key) = k.parse::<object_store::aws::AmazonS3ConfigKey>() {
                         b = b.with_config(key, v);
@@ -146,7 +148,8 @@ impl ObjectStoreBackend {
             }
             Location::Azure { container, .. } => {
                 let mut b = object_store::azure::MicrosoftAzureBuilder::new()
-                    .with_container_name(container);
+                    .with_container_name(container)
+                    .with_client_options(client_options());
                 for (k, v) in &options.environment {
                     if let Ok(key) = k.parse::<object_store::azure::AzureConfigKey>() {
                         b = b.with_config(key, v);
@@ -204,6 +207,14 @@ impl ObjectStoreBackend {
             detail: e.to_string(),
         }
     }
+}
+
+/// Defaults that options may override: a create-only upload is not retried after a timeout
+/// (it is not idempotent), so a whole pack must fit in one request's time even on a slow uplink.
+fn client_options() -> object_store::ClientOptions {
+    object_store::ClientOptions::new()
+        .with_timeout(std::time::Duration::from_secs(600))
+        .with_connect_timeout(std::time::Duration::from_secs(30))
 }
 
 /// Transient errors and timeouts are retried with exponential backoff.

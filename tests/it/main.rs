@@ -5,6 +5,7 @@ mod check;
 mod cloud;
 mod cli_contract;
 mod common;
+mod copy;
 mod crash;
 mod dedup;
 mod errors;

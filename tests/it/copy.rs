@@ -1,0 +1,231 @@
+//! `copy`: snapshots move between vaults with different keys, only what the destination
+//! lacks, idempotently, and a copy killed after any of its writes resumes cleanly. The same
+//! cycle runs against the S3 and Azure emulators when `.ci/run` started them.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::path::Path;
+
+use crate::common::{Paused, assert_trees_equal, init_vault, random_bytes, restored_path, run, sv};
+
+fn night(src: &Path, n: u64) {
+    fs::create_dir_all(src.join("db")).unwrap();
+    fs::write(src.join("db/site.mdf"), random_bytes(500 + n, 200_000)).unwrap();
+    fs::write(src.join("static.bin"), random_bytes(9, 120_000)).unwrap();
+    fs::write(src.join("night.txt"), format!("night {n}\n")).unwrap();
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = run(sv().args(args));
+    assert_eq!(o.code, 0, "{args:?}:\n{}\n{}", o.stdout, o.stderr);
+    o.stdout
+}
+
+fn json(args: &[&str]) -> serde_json::Value {
+    serde_json::from_str(&ok(args)).expect("JSON")
+}
+
+fn init(repo: &str) {
+    if repo.contains("://") {
+        ok(&[
+            "init",
+            "--repo",
+            repo,
+            "--kdf-memory-kib",
+            "1024",
+            "--kdf-iterations",
+            "1",
+        ]);
+    } else {
+        init_vault(Path::new(repo));
+    }
+}
+
+/// Three nights in a local source vault; returns the source folder.
+fn source(dir: &Path, repo: &str) -> std::path::PathBuf {
+    let src = dir.join("site");
+    init(repo);
+    for n in 1..=3u64 {
+        night(&src, n);
+        ok(&[
+            "backup",
+            "--repo",
+            repo,
+            "--time",
+            &format!("2026-11-0{n}T03:00:00Z"),
+            src.to_str().unwrap(),
+        ]);
+    }
+    src
+}
+
+fn times(repo: &str) -> Vec<String> {
+    let v = json(&["snapshots", "--json", "--repo", repo]);
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["time"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn assert_latest_restores(repo: &str, src: &Path, scratch: &Path) {
+    let target = scratch.join(format!("restore-{}", times(repo).len()));
+    let _ = fs::remove_dir_all(&target);
+    ok(&[
+        "restore",
+        "latest",
+        "--repo",
+        repo,
+        "--target",
+        target.to_str().unwrap(),
+    ]);
+    assert_trees_equal(&restored_path(&target, src), src);
+}
+
+/// Copy, copy again (nothing to do), add a night, copy only that; restore and check the copy.
+fn cycle(src_repo: &str, dst_repo: &str, src: &Path, scratch: &Path) {
+    init(dst_repo);
+    let v = json(&["copy", "--json", "--from", src_repo, "--repo", dst_repo]);
+    assert_eq!(v["copied"].as_array().unwrap().len(), 3, "{v}");
+    assert!(v["packs_added"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(times(dst_repo), times(src_repo));
+    assert_latest_restores(dst_repo, src, scratch);
+
+    let v = json(&["copy", "--json", "--from", src_repo, "--repo", dst_repo]);
+    assert_eq!(v["copied"].as_array().unwrap().len(), 0, "{v}");
+    assert_eq!(v["already_there"].as_array().unwrap().len(), 3, "{v}");
+    assert_eq!(v["packs_added"], 0, "{v}");
+
+    let c = json(&["check", "--read-data", "--json", "--repo", dst_repo]);
+    assert_eq!(c["clean"], true, "{c}");
+}
+
+#[test]
+fn copy_between_local_vaults_with_different_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a").display().to_string();
+    let b = dir.path().join("b").display().to_string();
+    let src = source(dir.path(), &a);
+    cycle(&a, &b, &src, dir.path());
+
+    // A new night in the source: only it is copied, and only its new data is stored.
+    night(&src, 4);
+    ok(&[
+        "backup",
+        "--repo",
+        &a,
+        "--time",
+        "2026-11-04T03:00:00Z",
+        src.to_str().unwrap(),
+    ]);
+    let v = json(&["copy", "--json", "--from", &a, "--repo", &b]);
+    assert_eq!(v["copied"].as_array().unwrap().len(), 1, "{v}");
+    let added = v["bytes_added"].as_u64().unwrap();
+    assert!(
+        added < 200_000 + 50_000,
+        "only the new database file is new: {added} bytes added"
+    );
+    assert_latest_restores(&b, &src, dir.path());
+
+    // Named snapshots only; and a vault cannot be copied into itself.
+    let c = dir.path().join("c").display().to_string();
+    init(&c);
+    let first = times(&a)[0].clone();
+    let ids = json(&["snapshots", "--json", "--repo", &a]);
+    let first_id = ids[0]["id"].as_str().unwrap()[..8].to_string();
+    let v = json(&["copy", "--json", "--from", &a, "--repo", &c, &first_id]);
+    assert_eq!(v["copied"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(times(&c), vec![first]);
+    let o = run(sv().args(["copy", "--from", &a, "--repo", &a]));
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(o.stderr.contains("same vault"), "{}", o.stderr);
+}
+
+/// Kill the copy after its nth write for several n; each time the destination checks clean
+/// and holds only whole snapshots, and the next copy finishes the job.
+fn interrupted(src_repo: &str, dst_repo: &str, src: &Path, scratch: &Path) {
+    init(dst_repo);
+    let args: Vec<&OsStr> = ["copy", "--from", src_repo, "--repo", dst_repo]
+        .into_iter()
+        .map(OsStr::new)
+        .collect();
+    let mut kills = 0;
+    for n in 2..=5u64 {
+        let p = Paused::start(&args, n);
+        if p.at.is_none() {
+            let (code, err) = p.resume();
+            assert_eq!(code, 0, "copy without a kill: {err}");
+            break;
+        }
+        p.kill();
+        kills += 1;
+        let c = json(&["check", "--json", "--repo", dst_repo]);
+        assert_eq!(c["clean"], true, "after a kill at write {n}: {c}");
+        // Whatever snapshots exist are whole: they restore.
+        if !times(dst_repo).is_empty() {
+            let v = json(&["snapshots", "--json", "--repo", dst_repo]);
+            for s in v.as_array().unwrap() {
+                let id = &s["id"].as_str().unwrap()[..12];
+                let t = scratch.join(format!("kill-{n}-{id}"));
+                ok(&[
+                    "restore",
+                    id,
+                    "--repo",
+                    dst_repo,
+                    "--target",
+                    t.to_str().unwrap(),
+                ]);
+            }
+        }
+    }
+    assert!(kills >= 2, "the copy was killed only {kills} times");
+    let v = json(&["copy", "--json", "--from", src_repo, "--repo", dst_repo]);
+    assert!(v["copied"].as_array().unwrap().len() <= 3, "{v}");
+    assert_eq!(times(dst_repo), times(src_repo));
+    assert_latest_restores(dst_repo, src, scratch);
+    let c = json(&["check", "--read-data", "--json", "--repo", dst_repo]);
+    assert_eq!(c["clean"], true, "{c}");
+}
+
+#[test]
+fn an_interrupted_local_copy_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a").display().to_string();
+    let b = dir.path().join("b").display().to_string();
+    let src = source(dir.path(), &a);
+    interrupted(&a, &b, &src, dir.path());
+}
+
+/// Local → Azure → S3, and an interrupted copy to each service, when the emulators run.
+#[test]
+fn copy_local_to_azure_to_s3_and_resume_on_each() {
+    let (Ok(az), Ok(s3)) = (
+        std::env::var("SITEVAULT_TEST_AZ"),
+        std::env::var("SITEVAULT_TEST_S3"),
+    ) else {
+        eprintln!(
+            "SKIPPED: SITEVAULT_TEST_AZ / SITEVAULT_TEST_S3 are not set (`bash .ci/run` starts the emulators)"
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("local").display().to_string();
+    let src = source(dir.path(), &local);
+    let tag = format!(
+        "{:016x}",
+        u64::from_le_bytes(
+            random_bytes(std::process::id() as u64 ^ 0x5eed, 8)
+                .try_into()
+                .unwrap()
+        ) ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+    );
+    let az_repo = format!("{az}/copy-{tag}");
+    let s3_repo = format!("{s3}/copy-{tag}");
+    cycle(&local, &az_repo, &src, dir.path());
+    cycle(&az_repo, &s3_repo, &src, dir.path());
+    interrupted(&local, &format!("{az}/resume-{tag}"), &src, dir.path());
+    interrupted(&local, &format!("{s3}/resume-{tag}"), &src, dir.path());
+}
