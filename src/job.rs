@@ -29,6 +29,13 @@ pub struct VaultSection {
     /// Storage options for s3:// and az:// vaults (`aws_region = "eu-west-1"`).
     #[serde(default)]
     pub options: std::collections::BTreeMap<String, String>,
+    /// Vaults every new recovery point is copied to after the local archive succeeds.
+    #[serde(default)]
+    pub copy_to: Vec<String>,
+    /// Storage options per copy target, keyed by its URL.
+    #[serde(default)]
+    pub copy_options:
+        std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -161,6 +168,17 @@ impl JobConfig {
         };
         if self.vault.repository.trim().is_empty() {
             return bad("[vault] repository", "is empty; give the vault folder");
+        }
+        for t in self.vault.copy_options.keys() {
+            if !self.vault.copy_to.contains(t) {
+                return bad(
+                    &format!("[vault.copy_options.\"{t}\"]"),
+                    "names no copy_to target; the key must be one of the copy_to URLs exactly",
+                );
+            }
+        }
+        if self.vault.copy_to.contains(&self.vault.repository) {
+            return bad("[vault] copy_to", "names the vault itself");
         }
         let code = &self.site.code;
         if code.len() != 3 || !code.chars().all(|c| c.is_ascii_alphanumeric()) {

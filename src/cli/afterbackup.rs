@@ -329,59 +329,28 @@ fn run(a: &AfterbackupArgs, cfg: &JobConfig, log: &mut RunLog, report: &mut Valu
 
     // 4. Retention over this label's snapshots only.
     if let Some(ret) = &cfg.retention {
-        let excl = lock(&vault, &a.lock, true, "afterbackup retention")?;
-        let snaps: Vec<_> = vault
-            .list_snapshots()?
-            .into_iter()
-            .filter(|(_, s)| s.label == label)
-            .collect();
-        let plans = retention::plan(&snaps, &ret.policy(), &jiff::tz::TimeZone::system())?;
-        let remove: Vec<sitevault::Id> = plans
-            .iter()
-            .flat_map(|g| g.decisions.iter())
-            .filter(|d| !d.keep)
-            .map(|d| d.id)
-            .collect();
-        remove_snapshots(&vault, &excl, &remove)?;
-        for d in plans
-            .iter()
-            .flat_map(|g| g.decisions.iter())
-            .filter(|d| !d.keep)
-        {
-            log.info(&format!(
-                "retention removed snapshot {} of {} ({})",
-                d.id.short(),
-                d.time,
-                d.reasons.join(", ")
-            ));
+        report["retention"] = apply_retention(&vault, a, ret, &label, log, "")?;
+    }
+
+    // 5. Off-site copies: every recovery point of this label each target lacks, then the
+    // same retention there. A failed target is logged and makes the run incomplete (exit 3):
+    // the local recovery point stands.
+    let mut copies_failed = 0;
+    let mut copies = Vec::new();
+    for target in &cfg.vault.copy_to {
+        match copy_to(&vault, a, cfg, target, &label, log) {
+            Ok(v) => copies.push(v),
+            Err(e) => {
+                copies_failed += 1;
+                let msg = output::one_line(&e);
+                log.error(&format!("copy to {target} failed: {msg}"));
+                eprintln!("warning: copy to {target} failed: {msg}");
+                copies.push(json!({"target": target, "ok": false, "error": msg}));
+            }
         }
-        let kept = snaps.len() - remove.len();
-        log.info(&format!(
-            "retention: kept {kept}, removed {} snapshot(s) of label {label}",
-            remove.len()
-        ));
-        let pruned = if ret.prune {
-            let opts = PruneOptions {
-                max_unused: ret.max_unused(),
-                ..PruneOptions::default()
-            };
-            let p = sitevault::prune::prune(&vault, &opts, &|| excl.check())?;
-            log.info(&format!(
-                "prune: freed {}, rewrote {}, {} packs left",
-                output::bytes(p.bytes_freed),
-                output::bytes(p.bytes_rewritten),
-                p.packs_after
-            ));
-            Some(p)
-        } else {
-            None
-        };
-        excl.release()?;
-        report["retention"] = json!({
-            "kept": kept,
-            "removed": remove.iter().map(|i| i.to_hex()).collect::<Vec<_>>(),
-            "prune": pruned,
-        });
+    }
+    if !cfg.vault.copy_to.is_empty() {
+        report["copies"] = json!(copies);
     }
     if !a.json {
         outln!(
@@ -394,6 +363,12 @@ fn run(a: &AfterbackupArgs, cfg: &JobConfig, log: &mut RunLog, report: &mut Valu
             output::bytes(s.bytes_added)
         );
     }
+    if copies_failed > 0 && complete {
+        eprintln!(
+            "warning: the recovery point was saved, but {copies_failed} off-site cop(ies) failed (see the log)"
+        );
+        return Ok(EXIT_INCOMPLETE);
+    }
     if !complete {
         eprintln!(
             "warning: the recovery point is incomplete: {} warning(s), first: {}",
@@ -403,4 +378,120 @@ fn run(a: &AfterbackupArgs, cfg: &JobConfig, log: &mut RunLog, report: &mut Valu
         return Ok(EXIT_INCOMPLETE);
     }
     Ok(EXIT_OK)
+}
+
+/// Apply `[retention]` to `label`'s snapshots in `vault` under an exclusive lock; `where_`
+/// names the vault in log lines (empty for the main one).
+fn apply_retention(
+    vault: &sitevault::Vault,
+    a: &AfterbackupArgs,
+    ret: &sitevault::job::RetentionSection,
+    label: &str,
+    log: &mut RunLog,
+    where_: &str,
+) -> Result<Value> {
+    let excl = lock(vault, &a.lock, true, "afterbackup retention")?;
+    let snaps: Vec<_> = vault
+        .list_snapshots()?
+        .into_iter()
+        .filter(|(_, s)| s.label == label)
+        .collect();
+    let plans = retention::plan(&snaps, &ret.policy(), &jiff::tz::TimeZone::system())?;
+    let removed: Vec<_> = plans
+        .iter()
+        .flat_map(|g| g.decisions.iter())
+        .filter(|d| !d.keep)
+        .collect();
+    let ids: Vec<sitevault::Id> = removed.iter().map(|d| d.id).collect();
+    remove_snapshots(vault, &excl, &ids)?;
+    for d in &removed {
+        log.info(&format!(
+            "retention{where_} removed snapshot {} of {} ({})",
+            d.id.short(),
+            d.time,
+            d.reasons.join(", ")
+        ));
+    }
+    let kept = snaps.len() - ids.len();
+    log.info(&format!(
+        "retention{where_}: kept {kept}, removed {} snapshot(s) of label {label}",
+        ids.len()
+    ));
+    let pruned = if ret.prune {
+        let opts = PruneOptions {
+            max_unused: ret.max_unused(),
+            ..PruneOptions::default()
+        };
+        let p = sitevault::prune::prune(vault, &opts, &|| excl.check())?;
+        log.info(&format!(
+            "prune{where_}: freed {}, rewrote {}, {} packs left",
+            output::bytes(p.bytes_freed),
+            output::bytes(p.bytes_rewritten),
+            p.packs_after
+        ));
+        Some(p)
+    } else {
+        None
+    };
+    excl.release()?;
+    Ok(json!({
+        "kept": kept,
+        "removed": ids.iter().map(|i| i.to_hex()).collect::<Vec<_>>(),
+        "prune": pruned,
+    }))
+}
+
+/// Copy this label's recovery points that `target` lacks into it, then apply retention there.
+fn copy_to(
+    vault: &sitevault::Vault,
+    a: &AfterbackupArgs,
+    cfg: &JobConfig,
+    target: &str,
+    label: &str,
+    log: &mut RunLog,
+) -> Result<Value> {
+    let repo = RepoArgs {
+        repo: target.to_string(),
+        password_file: cfg
+            .vault
+            .password_file
+            .clone()
+            .or_else(|| std::env::var_os("SITEVAULT_PASSWORD_FILE").map(PathBuf::from)),
+        options: cfg
+            .vault
+            .copy_options
+            .get(target)
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect(),
+    };
+    let dst = open(&repo)?;
+    let wanted: Vec<_> = vault
+        .list_snapshots()?
+        .into_iter()
+        .filter(|(_, s)| s.label == label)
+        .collect();
+    let shared = lock(&dst, &a.lock, false, "afterbackup copy")?;
+    let r = sitevault::copy::copy(vault, &dst, &wanted, &|| shared.check())?;
+    shared.release()?;
+    log.info(&format!(
+        "copy to {target}: {} recovery point(s) copied, {} already there, {} new packs ({})",
+        r.copied.len(),
+        r.already_there.len(),
+        r.packs_added,
+        output::bytes(r.bytes_added)
+    ));
+    let retention = match &cfg.retention {
+        Some(ret) => Some(apply_retention(
+            &dst,
+            a,
+            ret,
+            label,
+            log,
+            &format!(" on {target}"),
+        )?),
+        None => None,
+    };
+    Ok(json!({"target": target, "ok": true, "copy": r, "retention": retention}))
 }

@@ -229,3 +229,105 @@ fn copy_local_to_azure_to_s3_and_resume_on_each() {
     interrupted(&local, &format!("{az}/resume-{tag}"), &src, dir.path());
     interrupted(&local, &format!("{s3}/resume-{tag}"), &src, dir.path());
 }
+
+/// `[vault] copy_to`: after each afterbackup run the new recovery point is in every target,
+/// retention applies there too, and a target that fails makes the run exit 3 while the
+/// local recovery point stands.
+#[test]
+fn afterbackup_copies_each_recovery_point_to_its_targets() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let site = root.join("ConfigMgr_Backup/CENBackup");
+    fs::create_dir_all(site.join("SiteServer")).unwrap();
+    fs::create_dir_all(site.join("SiteDBServer")).unwrap();
+    fs::write(
+        root.join("ConfigMgr_Backup/smsbkup.log"),
+        "STATMSG: ID=5034 SEV=I\r\nSTATMSG: ID=5035 SEV=I\r\n",
+    )
+    .unwrap();
+    let local = root.join("vault");
+    let offsite = root.join("offsite");
+    init_vault(&local);
+    init_vault(&offsite);
+    let missing = root.join("no-such-vault");
+    let write_config = |targets: &[&Path]| {
+        let list: Vec<String> = targets
+            .iter()
+            .map(|t| format!("'{}'", t.display()))
+            .collect();
+        fs::write(
+            root.join("job.toml"),
+            format!(
+                "[vault]\nrepository = '{}'\ncopy_to = [{}]\n[site]\ncode = 'CEN'\nbackup_folder = '{}'\n[retention]\nkeep_last = 2\nprune = true\n[log]\nfile = '{}'\n",
+                local.display(),
+                list.join(", "),
+                site.display(),
+                root.join("run.log").display()
+            ),
+        )
+        .unwrap();
+    };
+    write_config(&[&offsite]);
+    let job = root.join("job.toml");
+    for n in 1..=3u64 {
+        fs::write(
+            site.join("SiteDBServer/CM_CEN.mdf"),
+            random_bytes(n, 100_000),
+        )
+        .unwrap();
+        let v = json(&[
+            "afterbackup",
+            "--json",
+            "--config",
+            job.to_str().unwrap(),
+            "--time",
+            &format!("2026-11-0{n}T03:00:00Z"),
+        ]);
+        assert_eq!(v["outcome"], "ok", "{v}");
+        assert_eq!(v["copies"][0]["ok"], true, "{v}");
+    }
+    let want = vec![
+        "2026-11-02T03:00:00Z".to_string(),
+        "2026-11-03T03:00:00Z".to_string(),
+    ];
+    assert_eq!(times(local.to_str().unwrap()), want);
+    assert_eq!(
+        times(offsite.to_str().unwrap()),
+        want,
+        "retention ran on the copy"
+    );
+    let c = json(&[
+        "check",
+        "--read-data",
+        "--json",
+        "--repo",
+        offsite.to_str().unwrap(),
+    ]);
+    assert_eq!(c["clean"], true, "{c}");
+
+    // A target that cannot be opened: logged, exit 3, the local point and the good copy stand.
+    write_config(&[&missing, &offsite]);
+    let o = run(sv().args([
+        "afterbackup",
+        "--json",
+        "--config",
+        job.to_str().unwrap(),
+        "--time",
+        "2026-11-04T03:00:00Z",
+    ]));
+    assert_eq!(o.code, 3, "{}\n{}", o.stdout, o.stderr);
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(v["copies"][0]["ok"], false, "{v}");
+    assert_eq!(v["copies"][1]["ok"], true, "{v}");
+    assert!(o.stderr.contains("copy to"), "{}", o.stderr);
+    let log = fs::read_to_string(root.join("run.log")).unwrap();
+    assert!(
+        log.contains(&format!("ERROR  copy to {} failed", missing.display())),
+        "{log}"
+    );
+    assert_eq!(times(local.to_str().unwrap()).len(), 2);
+    assert_eq!(
+        times(offsite.to_str().unwrap()).last().unwrap(),
+        "2026-11-04T03:00:00Z"
+    );
+}
