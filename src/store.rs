@@ -35,6 +35,104 @@ pub trait Store: Send + Sync {
     fn put(&self, name: &str, data: Bytes) -> Result<bool>;
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>>;
     fn delete(&self, name: &str) -> Result<()>;
+    /// Requests made so far through this handle (zeros where nothing counts them).
+    fn requests(&self) -> RequestCounts {
+        RequestCounts::default()
+    }
+}
+
+/// Requests by kind and bytes moved: on S3 and Azure each one is billed and takes a round trip.
+/// Retries inside the storage client are not counted separately.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RequestCounts {
+    pub gets: u64,
+    pub range_gets: u64,
+    pub puts: u64,
+    pub lists: u64,
+    pub deletes: u64,
+    pub bytes_uploaded: u64,
+    pub bytes_downloaded: u64,
+}
+
+impl RequestCounts {
+    pub fn total(&self) -> u64 {
+        self.gets + self.range_gets + self.puts + self.lists + self.deletes
+    }
+
+    /// What happened between `before` and now.
+    pub fn since(&self, before: &RequestCounts) -> RequestCounts {
+        RequestCounts {
+            gets: self.gets - before.gets,
+            range_gets: self.range_gets - before.range_gets,
+            puts: self.puts - before.puts,
+            lists: self.lists - before.lists,
+            deletes: self.deletes - before.deletes,
+            bytes_uploaded: self.bytes_uploaded - before.bytes_uploaded,
+            bytes_downloaded: self.bytes_downloaded - before.bytes_downloaded,
+        }
+    }
+}
+
+/// Counts every request a [`Store`] makes; [`open_store`] returns stores wrapped in one.
+pub struct CountingStore {
+    inner: Arc<dyn Store>,
+    n: [std::sync::atomic::AtomicU64; 7],
+}
+
+impl CountingStore {
+    pub fn new(inner: Arc<dyn Store>) -> CountingStore {
+        CountingStore {
+            inner,
+            n: Default::default(),
+        }
+    }
+
+    fn add(&self, i: usize, v: u64) {
+        self.n[i].fetch_add(v, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Store for CountingStore {
+    fn location(&self) -> &str {
+        self.inner.location()
+    }
+    fn get(&self, name: &str) -> Result<Option<Bytes>> {
+        self.add(0, 1);
+        let r = self.inner.get(name)?;
+        self.add(6, r.as_ref().map_or(0, |b| b.len() as u64));
+        Ok(r)
+    }
+    fn get_range(&self, name: &str, range: Range<u64>) -> Result<Bytes> {
+        self.add(1, 1);
+        let r = self.inner.get_range(name, range)?;
+        self.add(6, r.len() as u64);
+        Ok(r)
+    }
+    fn put(&self, name: &str, data: Bytes) -> Result<bool> {
+        self.add(2, 1);
+        self.add(5, data.len() as u64);
+        self.inner.put(name, data)
+    }
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        self.add(3, 1);
+        self.inner.list(prefix)
+    }
+    fn delete(&self, name: &str) -> Result<()> {
+        self.add(4, 1);
+        self.inner.delete(name)
+    }
+    fn requests(&self) -> RequestCounts {
+        let g = |i: usize| self.n[i].load(std::sync::atomic::Ordering::Relaxed);
+        RequestCounts {
+            gets: g(0),
+            range_gets: g(1),
+            puts: g(2),
+            lists: g(3),
+            deletes: g(4),
+            bytes_uploaded: g(5),
+            bytes_downloaded: g(6),
+        }
+    }
 }
 
 /// A [`Store`] over any `object_store` backend.
@@ -314,8 +412,12 @@ impl Store for ObjectStoreBackend {
 /// `az://container/prefix` (also `azure://`). `options` configure cloud backends.
 pub fn open_store(repo: &str, create: bool, options: &StoreOptions) -> Result<Arc<dyn Store>> {
     match Location::parse(repo)? {
-        Location::Folder(dir) => Ok(Arc::new(ObjectStoreBackend::local(&dir, create)?)),
-        loc => Ok(Arc::new(ObjectStoreBackend::cloud(repo, &loc, options)?)),
+        Location::Folder(dir) => Ok(Arc::new(CountingStore::new(Arc::new(
+            ObjectStoreBackend::local(&dir, create)?,
+        )))),
+        loc => Ok(Arc::new(CountingStore::new(Arc::new(
+            ObjectStoreBackend::cloud(repo, &loc, options)?,
+        )))),
     }
 }
 
@@ -371,5 +473,8 @@ impl Store for HookedStore {
         self.inner.delete(name)?;
         self.wrote("delete", name);
         Ok(())
+    }
+    fn requests(&self) -> RequestCounts {
+        self.inner.requests()
     }
 }

@@ -324,6 +324,7 @@ fn run(a: &AfterbackupArgs, cfg: &JobConfig, log: &mut RunLog, report: &mut Valu
         "paths": r.snapshot.paths,
         "complete": complete,
         "summary": s,
+        "requests": vault.store().requests(),
     });
     report["warnings"] = json!(warnings);
 

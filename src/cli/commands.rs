@@ -290,6 +290,7 @@ fn backup(a: BackupArgs) -> Result<u8> {
             "complete": r.snapshot.complete,
             "summary": s,
             "warnings": r.warnings.iter().map(|w| w.to_string()).collect::<Vec<_>>(),
+            "requests": vault.store().requests(),
         }));
     } else {
         let state = if r.snapshot.complete {
@@ -312,6 +313,7 @@ fn backup(a: BackupArgs) -> Result<u8> {
             s.data_blobs_added,
             s.duration_secs
         );
+        outln!("  {}", requests_line(&vault.store().requests()));
         if s.files_unreadable > 0 {
             outln!(
                 "  {} entries could not be read (named above)",
@@ -646,4 +648,19 @@ fn restore(a: RestoreArgs) -> Result<u8> {
         return Ok(EXIT_ERROR);
     }
     Ok(EXIT_OK)
+}
+
+/// One line on what a command cost in storage requests.
+pub(super) fn requests_line(r: &sitevault::store::RequestCounts) -> String {
+    format!(
+        "{} requests ({} gets, {} range gets, {} puts, {} lists, {} deletes); uploaded {}, downloaded {}",
+        r.total(),
+        r.gets,
+        r.range_gets,
+        r.puts,
+        r.lists,
+        r.deletes,
+        output::bytes(r.bytes_uploaded),
+        output::bytes(r.bytes_downloaded)
+    )
 }

@@ -57,7 +57,10 @@ pub fn copy(a: CopyArgs) -> Result<u8> {
     let r = sitevault::copy::copy(&src, &dst, &wanted, &|| dst_lock.check())?;
     dst_lock.release()?;
     if a.json {
-        output::json(&serde_json::to_value(&r)?);
+        let mut v = serde_json::to_value(&r)?;
+        v["requests_source"] = serde_json::to_value(src.store().requests())?;
+        v["requests_destination"] = serde_json::to_value(dst.store().requests())?;
+        output::json(&v);
         return Ok(EXIT_OK);
     }
     for c in &r.copied {
@@ -72,6 +75,14 @@ pub fn copy(a: CopyArgs) -> Result<u8> {
         r.packs_added,
         output::bytes(r.bytes_added),
         dst.location()
+    );
+    outln!(
+        "source: {}",
+        super::commands::requests_line(&src.store().requests())
+    );
+    outln!(
+        "destination: {}",
+        super::commands::requests_line(&dst.store().requests())
     );
     Ok(EXIT_OK)
 }

@@ -108,7 +108,9 @@ pub fn stats(a: StatsArgs) -> Result<u8> {
     let _lock = read_lock(&vault, &a.lock, "stats")?;
     let s = sitevault::stats::stats(&vault)?;
     if a.json {
-        output::json(&serde_json::to_value(&s)?);
+        let mut v = serde_json::to_value(&s)?;
+        v["requests"] = serde_json::to_value(vault.store().requests())?;
+        output::json(&v);
         return Ok(EXIT_OK);
     }
     outln!(
@@ -156,5 +158,9 @@ pub fn stats(a: StatsArgs) -> Result<u8> {
             output::bytes(p.added_bytes)
         );
     }
+    outln!(
+        "{}",
+        super::commands::requests_line(&vault.store().requests())
+    );
     Ok(EXIT_OK)
 }

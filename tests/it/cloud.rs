@@ -87,6 +87,15 @@ fn full_cycle_on_each_cloud_service() {
             );
             let v: serde_json::Value = serde_json::from_str(&out).unwrap();
             ids.push(v["id"].as_str().unwrap().to_string());
+            // Every request is counted: the new packs, index and snapshot went up as puts.
+            let req = &v["requests"];
+            let added = v["summary"]["bytes_added"].as_u64().unwrap();
+            assert!(req["puts"].as_u64().unwrap() >= 3, "{name}: {req}");
+            assert!(
+                req["bytes_uploaded"].as_u64().unwrap() > added,
+                "{name}: {req} vs {added} added"
+            );
+            assert!(req["lists"].as_u64().unwrap() >= 1, "{name}: {req}");
         }
         // The newest night restores byte-identical from the cloud.
         let target = dir.path().join("restore");
