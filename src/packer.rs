@@ -166,12 +166,44 @@ pub(crate) struct Uploaded {
     pub bytes: u64,
 }
 
-/// Store packs as they arrive, then the index files naming them (a pack always before its
-/// index file); runs until the channel closes.
+/// Store packs as they arrive, on as many threads as the store takes connections, then the
+/// index files naming them (each worker indexes its own packs, always after storing them);
+/// runs until the channel closes.
 pub(crate) fn upload_packs(vault: &Vault, rx: Receiver<PackWriter>) -> Result<Uploaded> {
+    let workers = vault.store().connections().max(1);
+    if workers == 1 {
+        return upload_worker(vault, &Mutex::new(rx));
+    }
+    let rx = Mutex::new(rx);
+    let results: Vec<Result<Uploaded>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| scope.spawn(|| upload_worker(vault, &rx)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Error::InvalidInput("a pack uploader panicked".into())))
+            })
+            .collect()
+    });
+    let mut done = Uploaded::default();
+    for r in results {
+        let r = r?;
+        done.packs += r.packs;
+        done.bytes += r.bytes;
+    }
+    Ok(done)
+}
+
+fn upload_worker(vault: &Vault, rx: &Mutex<Receiver<PackWriter>>) -> Result<Uploaded> {
     let mut done = Uploaded::default();
     let mut unindexed: Vec<IndexPack> = Vec::new();
-    for w in rx {
+    // Hold the receiver only to take the next pack, not while uploading it.
+    while let Ok(w) = {
+        let next = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+        next
+    } {
         let kind = w.kind();
         let (bytes, id, blobs) = w.finish(vault.sealer())?;
         done.bytes += bytes.len() as u64;

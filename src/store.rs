@@ -39,6 +39,10 @@ pub trait Store: Send + Sync {
     fn requests(&self) -> RequestCounts {
         RequestCounts::default()
     }
+    /// How many uploads may run at once.
+    fn connections(&self) -> usize {
+        1
+    }
 }
 
 /// Requests by kind and bytes moved: on S3 and Azure each one is billed and takes a round trip.
@@ -121,6 +125,9 @@ impl Store for CountingStore {
         self.add(4, 1);
         self.inner.delete(name)
     }
+    fn connections(&self) -> usize {
+        self.inner.connections()
+    }
     fn requests(&self) -> RequestCounts {
         let g = |i: usize| self.n[i].load(std::sync::atomic::Ordering::Relaxed);
         RequestCounts {
@@ -141,7 +148,12 @@ pub struct ObjectStoreBackend {
     location: String,
     /// The runtime HTTP backends need; local folders do their I/O inline without one.
     runtime: Option<Arc<tokio::runtime::Runtime>>,
+    connections: usize,
 }
+
+/// Uploads at once to a cloud store unless `--option connections=N` says otherwise: enough to
+/// hide a round trip's latency, few enough to hold only that many packs in memory.
+pub const DEFAULT_CONNECTIONS: usize = 4;
 
 /// Settings for cloud backends: `object_store` configuration keys and values (`aws_region`,
 /// `azure_storage_account_key`, ...). Keys from the environment that the backend does not
@@ -215,6 +227,7 @@ impl ObjectStoreBackend {
             inner: Arc::new(fs),
             location,
             runtime: None,
+            connections: 2,
         })
     }
 
@@ -226,6 +239,24 @@ impl ObjectStoreBackend {
                 "repository {repo}: unknown option {k:?}; see the README's list of storage options"
             ))
         };
+        // `connections` is sitevault's own option; the rest go to object_store.
+        let mut connections = DEFAULT_CONNECTIONS;
+        let mut explicit = Vec::new();
+        for (k, v) in &options.explicit {
+            if k == "connections" {
+                connections = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=64).contains(n))
+                    .ok_or_else(|| {
+                        Error::InvalidInput(format!(
+                            "repository {repo}: connections={v:?}: give a number from 1 to 64"
+                        ))
+                    })?;
+            } else {
+                explicit.push((k.clone(), v.clone()));
+            }
+        }
         let store: Arc<dyn ObjectStore> = match loc {
             Location::S3 { bucket, .. } => {
                 let mut b = object_store::aws::AmazonS3Builder::new()
@@ -236,7 +267,7 @@ impl ObjectStoreBackend {
                         b = b.with_config(key, v);
                     }
                 }
-                for (k, v) in &options.explicit {
+                for (k, v) in &explicit {
                     let key: object_store::aws::AmazonS3ConfigKey =
                         k.to_ascii_lowercase().parse().map_err(|_| key_err(k))?;
                     b = b.with_config(key, v);
@@ -253,7 +284,7 @@ impl ObjectStoreBackend {
                         b = b.with_config(key, v);
                     }
                 }
-                for (k, v) in &options.explicit {
+                for (k, v) in &explicit {
                     let key: object_store::azure::AzureConfigKey =
                         k.to_ascii_lowercase().parse().map_err(|_| key_err(k))?;
                     b = b.with_config(key, v);
@@ -287,6 +318,7 @@ impl ObjectStoreBackend {
             inner,
             location: repo.trim_end_matches('/').to_string(),
             runtime: Some(Arc::new(runtime)),
+            connections,
         })
     }
 
@@ -327,6 +359,10 @@ fn retry() -> object_store::RetryConfig {
 impl Store for ObjectStoreBackend {
     fn location(&self) -> &str {
         &self.location
+    }
+
+    fn connections(&self) -> usize {
+        self.connections
     }
 
     fn get(&self, name: &str) -> Result<Option<Bytes>> {
@@ -476,5 +512,8 @@ impl Store for HookedStore {
     }
     fn requests(&self) -> RequestCounts {
         self.inner.requests()
+    }
+    fn connections(&self) -> usize {
+        self.inner.connections()
     }
 }
