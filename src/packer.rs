@@ -196,14 +196,15 @@ pub(crate) fn upload_packs(vault: &Vault, rx: Receiver<PackWriter>) -> Result<Up
     Ok(done)
 }
 
+/// The next full pack; the receiver is held only while taking it, not while it uploads.
+fn next_pack(rx: &Mutex<Receiver<PackWriter>>) -> Option<PackWriter> {
+    rx.lock().unwrap_or_else(|e| e.into_inner()).recv().ok()
+}
+
 fn upload_worker(vault: &Vault, rx: &Mutex<Receiver<PackWriter>>) -> Result<Uploaded> {
     let mut done = Uploaded::default();
     let mut unindexed: Vec<IndexPack> = Vec::new();
-    // Hold the receiver only to take the next pack, not while uploading it.
-    while let Ok(w) = {
-        let next = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
-        next
-    } {
+    while let Some(w) = next_pack(rx) {
         let kind = w.kind();
         let (bytes, id, blobs) = w.finish(vault.sealer())?;
         done.bytes += bytes.len() as u64;

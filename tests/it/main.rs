@@ -2,8 +2,8 @@
 
 mod afterbackup;
 mod check;
-mod cloud;
 mod cli_contract;
+mod cloud;
 mod common;
 mod copy;
 mod crash;

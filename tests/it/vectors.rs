@@ -1671,7 +1671,8 @@ fn path_rules() {
 #[test]
 fn vector_objects_form_a_readable_vault() {
     let dir = tempfile::tempdir().unwrap();
-    let store = sitevault::open_store(dir.path().to_str().unwrap(), true, &Default::default()).unwrap();
+    let store =
+        sitevault::open_store(dir.path().to_str().unwrap(), true, &Default::default()).unwrap();
     let objects = [
         (
             "/key_file/name",
