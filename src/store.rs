@@ -152,8 +152,8 @@ pub struct ObjectStoreBackend {
 }
 
 /// Uploads at once to a cloud store unless `--option connections=N` says otherwise: enough to
-/// hide a round trip's latency, few enough to hold only that many packs in memory.
-pub const DEFAULT_CONNECTIONS: usize = 4;
+/// hide a round trip's latency, few enough to hold only that many (64 MiB) packs in memory.
+pub const DEFAULT_CONNECTIONS: usize = 3;
 
 /// Settings for cloud backends: `object_store` configuration keys and values (`aws_region`,
 /// `azure_storage_account_key`, ...). Keys from the environment that the backend does not

@@ -274,9 +274,10 @@ pub struct InitArgs {
     /// Store everything unencrypted (integrity is still checked)
     #[arg(long)]
     pub insecure_no_encryption: bool,
-    /// Target pack size, e.g. 32MiB (64KiB..1GiB)
-    #[arg(long, value_name = "SIZE", default_value = "32MiB", value_parser = parse_size)]
-    pub pack_size: u64,
+    /// Target pack size, e.g. 32MiB (64KiB..1GiB); default 32MiB for a folder, 64MiB for
+    /// s3:// and az:// vaults (fewer, larger requests)
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub pack_size: Option<u64>,
     /// zstd level for blobs (1..=22)
     #[arg(long, value_name = "LEVEL", default_value_t = 3)]
     pub compression_level: i32,

@@ -166,7 +166,15 @@ fn init(a: InitArgs) -> Result<u8> {
             "init needs a password for the new vault: set SITEVAULT_PASSWORD or SITEVAULT_PASSWORD_FILE, or give --password-file (or --insecure-no-encryption)",
         )?)
     };
-    let pack_size = u32::try_from(a.pack_size).context("--pack-size must be at most 1GiB")?;
+    // Each cloud request costs a round trip and money: larger packs there.
+    let cloud = a.repo.repo.contains("://")
+        && !matches!(
+            sitevault::store::Location::parse(&a.repo.repo)?,
+            sitevault::store::Location::Folder(_)
+        );
+    let default_size = if cloud { 64 << 20 } else { 32 << 20 };
+    let pack_size = u32::try_from(a.pack_size.unwrap_or(default_size))
+        .context("--pack-size must be at most 1GiB")?;
     let opts = InitOptions {
         password,
         kdf: KdfParams {
