@@ -185,3 +185,71 @@ fn repository_urls_are_checked_before_anything_is_contacted() {
     assert_eq!(o.code, 1, "{}", o.stderr);
     assert!(o.stderr.contains("KEY=VALUE"), "{}", o.stderr);
 }
+
+/// The lock protocol on real services: a backup started while prune holds its exclusive
+/// lock waits for it, then both succeed and the vault checks clean.
+#[test]
+fn a_backup_waits_for_a_prune_on_each_cloud_service() {
+    use crate::common::{Paused, Watched};
+    use std::ffi::OsStr;
+    for (name, base) in services() {
+        let repo = fresh(&base, "race");
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("site");
+        ok(
+            &[
+                "init",
+                "--kdf-memory-kib",
+                "1024",
+                "--kdf-iterations",
+                "1",
+                "--pack-size",
+                "256KiB",
+            ],
+            &repo,
+        );
+        for night in 1..=2u64 {
+            write_night(&src, night);
+            ok(&["backup", src.to_str().unwrap()], &repo);
+        }
+        ok(&["forget", "--keep-last", "1"], &repo);
+        let prune: Vec<&OsStr> = [
+            "prune",
+            "--max-unused",
+            "0%",
+            "--lock-wait",
+            "0",
+            "--repo",
+            &repo,
+        ]
+        .into_iter()
+        .map(OsStr::new)
+        .collect();
+        // Prune stops after its second write, holding its exclusive lock.
+        let p = Paused::start(&prune, 2);
+        assert!(p.at.is_some(), "{name}: prune stopped midway");
+        write_night(&src, 3);
+        let backup = Watched::start(&[
+            OsStr::new("backup"),
+            OsStr::new("--lock-wait"),
+            OsStr::new("60s"),
+            OsStr::new("--repo"),
+            OsStr::new(&repo),
+            src.as_os_str(),
+        ]);
+        backup.wait_for("waiting up to 60s for the vault lock held by prune (exclusive lock");
+        let (code, err) = p.resume();
+        assert_eq!(code, 0, "{name}: prune: {err}");
+        let (code, _) = backup.finish();
+        assert_eq!(code, 0, "{name}: backup failed after waiting");
+        let out = ok(&["check", "--read-data", "--json"], &repo);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["clean"], true, "{name}: {out}");
+        let target = dir.path().join("restore");
+        ok(
+            &["restore", "latest", "--target", target.to_str().unwrap()],
+            &repo,
+        );
+        assert_trees_equal(&restored_path(&target, &src), &src);
+    }
+}
