@@ -144,7 +144,60 @@ impl JobConfig {
     /// Read and validate `path`; errors name the file and the key at fault.
     pub fn load(path: &Path) -> Result<JobConfig> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        JobConfig::parse(&text, path)
+        let mut cfg = JobConfig::parse(&text, path)?;
+        if let Some(dir) = path.parent() {
+            cfg.resolve_relative(dir);
+        }
+        Ok(cfg)
+    }
+
+    /// Relative paths mean "next to the config file", not "wherever the batch file ran"
+    /// (Configuration Manager starts AfterBackup.bat in its own inbox folder).
+    pub fn resolve_relative(&mut self, dir: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() && !p.as_os_str().is_empty() {
+                *p = dir.join(&*p);
+            }
+        };
+        let fix_all = |ps: &mut Paths| match ps {
+            Paths::None => {}
+            Paths::One(p) => fix(p),
+            Paths::Many(v) => v.iter_mut().for_each(fix),
+        };
+        if !self.vault.repository.contains("://") {
+            let mut r = PathBuf::from(&self.vault.repository);
+            fix(&mut r);
+            self.vault.repository = r.display().to_string();
+        }
+        if let Some(p) = &mut self.vault.password_file {
+            fix(p);
+        }
+        // Folder copy targets too; options are keyed by the target as written, so re-key them.
+        let fix_target = |t: &str| -> String {
+            if t.contains("://") {
+                t.to_string()
+            } else {
+                let mut p = PathBuf::from(t);
+                fix(&mut p);
+                p.display().to_string()
+            }
+        };
+        self.vault.copy_to = self.vault.copy_to.iter().map(|t| fix_target(t)).collect();
+        self.vault.copy_options = std::mem::take(&mut self.vault.copy_options)
+            .into_iter()
+            .map(|(k, v)| (fix_target(&k), v))
+            .collect();
+        fix(&mut self.site.backup_folder);
+        if let Some(p) = &mut self.site.backup_log {
+            fix(p);
+        }
+        fix_all(&mut self.sources.content_library);
+        fix_all(&mut self.sources.package_sources);
+        fix_all(&mut self.sources.scup_profiles);
+        fix_all(&mut self.sources.extra);
+        if let Some(l) = &mut self.log {
+            fix(&mut l.file);
+        }
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<JobConfig> {
@@ -313,6 +366,30 @@ file = 'E:\ConfigMgr_Backup\sitevault.log'
             c.log.unwrap().file,
             PathBuf::from(r"E:\ConfigMgr_Backup\sitevault.log")
         );
+    }
+
+    #[test]
+    fn relative_paths_are_next_to_the_config_file() {
+        let mut c = parse(
+            "[vault]\nrepository = 'vault'\npassword_file = 'pw'\n[site]\ncode = 'CEN'\nbackup_folder = 'bk'\n[sources]\nextra = ['x', '/abs']\n[log]\nfile = 'run.log'\n",
+        )
+        .unwrap();
+        c.resolve_relative(Path::new("/etc/sv"));
+        assert_eq!(c.vault.repository, "/etc/sv/vault");
+        assert_eq!(c.vault.password_file, Some(PathBuf::from("/etc/sv/pw")));
+        assert_eq!(c.site.backup_folder, PathBuf::from("/etc/sv/bk"));
+        assert_eq!(
+            c.sources.extra.to_vec(),
+            vec![PathBuf::from("/etc/sv/x"), PathBuf::from("/abs")]
+        );
+        assert_eq!(c.log.unwrap().file, PathBuf::from("/etc/sv/run.log"));
+        // URLs are left alone.
+        let mut c = parse(
+            "[vault]\nrepository = 's3://b/p'\n[site]\ncode = 'CEN'\nbackup_folder = '/bk'\n",
+        )
+        .unwrap();
+        c.resolve_relative(Path::new("/etc/sv"));
+        assert_eq!(c.vault.repository, "s3://b/p");
     }
 
     #[test]
