@@ -402,14 +402,9 @@ fn read_data(
                 bad: vec![],
                 fetch: None,
             };
-            let blobs: &[PackedBlob] = match indexed.get(id).or(spare.get(id).copied()) {
-                Some(p) => &p.blobs,
-                None => &[],
-            };
-            let kind = indexed
-                .get(id)
-                .or(spare.get(id).copied())
-                .map_or(BlobKind::Data, |p| p.kind);
+            let listed = indexed.get(id).or(spare.get(id).copied());
+            let blobs: &[PackedBlob] = listed.map_or(&[], |p| &p.blobs);
+            let kind = listed.map_or(BlobKind::Data, |p| p.kind);
             let name = pack_name(id);
             let bytes = match vault.store().get(&name) {
                 Ok(Some(b)) => b,

@@ -259,48 +259,27 @@ pub fn prune(
 /// Every blob (data and tree) reachable from `snaps`. Fails if a tree cannot be read or a
 /// used blob is in no pack: the vault is damaged and prune must not guess.
 pub fn used_blobs(vault: &Vault, index: &Index, snaps: &[(Id, Snapshot)]) -> Result<HashSet<Id>> {
-    let mut used: HashSet<Id> = HashSet::new();
-    let mut frontier: Vec<(Id, Id)> = Vec::new();
-    for (sid, s) in snaps {
-        if used.insert(s.tree) {
-            frontier.push((*sid, s.tree));
-        }
+    let reach = crate::walk::reachable(vault, index, snaps.iter().map(|(_, s)| s.tree));
+    if let Some((tid, e)) = reach.failed.iter().min_by_key(|(t, _)| **t) {
+        return Err(Error::InvalidInput(format!(
+            "tree {} cannot be read ({e}); prune stops rather than guess what is used: run `sitevault check`",
+            tid.short()
+        )));
     }
+    let mut used: HashSet<Id> = reach.trees.keys().copied().collect();
     let mut missing: Vec<Id> = Vec::new();
-    while !frontier.is_empty() {
-        let trees: Vec<_> = frontier
-            .par_iter()
-            .map(|(sid, tid)| (*sid, *tid, vault.load_tree(index, tid)))
-            .collect();
-        frontier = Vec::new();
-        for (sid, tid, t) in trees {
-            let t = t.map_err(|e| {
-                Error::InvalidInput(format!(
-                    "snapshot {}: tree {} cannot be read ({e}); prune stops rather than guess what is used: run `sitevault check`",
-                    sid.short(),
-                    tid.short()
-                ))
-            })?;
-            for n in t.nodes {
-                match n.kind {
-                    NodeKind::File { chunks } => {
-                        for c in chunks {
-                            if used.insert(c) && !index.contains(&c) {
-                                missing.push(c);
-                            }
-                        }
+    for t in reach.trees.values() {
+        for n in &t.nodes {
+            if let NodeKind::File { chunks } = &n.kind {
+                for c in chunks {
+                    if used.insert(*c) && !index.contains(c) {
+                        missing.push(*c);
                     }
-                    NodeKind::Dir { subtree } => {
-                        if used.insert(subtree) {
-                            frontier.push((sid, subtree));
-                        }
-                    }
-                    NodeKind::Symlink { .. } => {}
                 }
             }
         }
     }
-    if let Some(first) = missing.first() {
+    if let Some(first) = missing.iter().min() {
         return Err(Error::InvalidInput(format!(
             "{} blob(s) that snapshots use are in no pack (first: {}); prune stops rather than make it worse: run `sitevault check`",
             missing.len(),

@@ -15,7 +15,7 @@ use sitevault::prune::PruneOptions;
 use sitevault::retention;
 
 use super::args::*;
-use super::commands::{Progress, hostname, lock, open};
+use super::commands::{Progress, backup_json, hostname, lock, open};
 use super::maintain::remove_snapshots;
 use super::output::{self, outln};
 use super::{EXIT_ERROR, EXIT_INCOMPLETE, EXIT_OK};
@@ -235,20 +235,7 @@ fn run(a: &AfterbackupArgs, cfg: &JobConfig, log: &mut RunLog, report: &mut Valu
     );
 
     // 3. One snapshot: the recovery point.
-    let repo = RepoArgs {
-        repo: cfg.vault.repository.clone(),
-        password_file: cfg
-            .vault
-            .password_file
-            .clone()
-            .or_else(|| std::env::var_os("SITEVAULT_PASSWORD_FILE").map(PathBuf::from)),
-        options: cfg
-            .vault
-            .options
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect(),
-    };
+    let repo = repo_args(cfg, &cfg.vault.repository, &cfg.vault.options);
     let vault = open(&repo)?;
     let mut tags: Vec<String> = Vec::new();
     for s in &sources {
@@ -314,18 +301,7 @@ fn run(a: &AfterbackupArgs, cfg: &JobConfig, log: &mut RunLog, report: &mut Valu
         output::bytes(s.bytes_read),
         output::bytes(s.bytes_added)
     ));
-    report["snapshot"] = json!({
-        "id": r.id.to_hex(),
-        "short_id": r.id.short(),
-        "time": r.snapshot.time.to_string(),
-        "host": r.snapshot.host,
-        "label": r.snapshot.label,
-        "tags": r.snapshot.tags,
-        "paths": r.snapshot.paths,
-        "complete": complete,
-        "summary": s,
-        "requests": vault.store().requests(),
-    });
+    report["snapshot"] = backup_json(&vault, &r);
     report["warnings"] = json!(warnings);
 
     // 4. Retention over this label's snapshots only.
@@ -451,22 +427,9 @@ fn copy_to(
     label: &str,
     log: &mut RunLog,
 ) -> Result<Value> {
-    let repo = RepoArgs {
-        repo: target.to_string(),
-        password_file: cfg
-            .vault
-            .password_file
-            .clone()
-            .or_else(|| std::env::var_os("SITEVAULT_PASSWORD_FILE").map(PathBuf::from)),
-        options: cfg
-            .vault
-            .copy_options
-            .get(target)
-            .into_iter()
-            .flatten()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect(),
-    };
+    let none = Default::default();
+    let options = cfg.vault.copy_options.get(target).unwrap_or(&none);
+    let repo = repo_args(cfg, target, options);
     let dst = open(&repo)?;
     let wanted: Vec<_> = vault
         .list_snapshots()?
@@ -495,4 +458,22 @@ fn copy_to(
         None => None,
     };
     Ok(json!({"target": target, "ok": true, "copy": r, "retention": retention}))
+}
+
+/// How to open `repo` for this job: the config's password file (else SITEVAULT_PASSWORD_FILE,
+/// else SITEVAULT_PASSWORD) and the given storage options.
+fn repo_args(
+    cfg: &JobConfig,
+    repo: &str,
+    options: &std::collections::BTreeMap<String, String>,
+) -> RepoArgs {
+    RepoArgs {
+        repo: repo.to_string(),
+        password_file: cfg
+            .vault
+            .password_file
+            .clone()
+            .or_else(|| std::env::var_os("SITEVAULT_PASSWORD_FILE").map(PathBuf::from)),
+        options: options.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+    }
 }

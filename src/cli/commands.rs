@@ -287,19 +287,7 @@ fn backup(a: BackupArgs) -> Result<u8> {
     let r = r?;
     let s = &r.snapshot.summary;
     if a.json {
-        output::json(&json!({
-            "id": r.id.to_hex(),
-            "short_id": r.id.short(),
-            "time": r.snapshot.time.to_string(),
-            "host": r.snapshot.host,
-            "label": r.snapshot.label,
-            "tags": r.snapshot.tags,
-            "paths": r.snapshot.paths,
-            "complete": r.snapshot.complete,
-            "summary": s,
-            "warnings": r.warnings.iter().map(|w| w.to_string()).collect::<Vec<_>>(),
-            "requests": vault.store().requests(),
-        }));
+        output::json(&backup_json(&vault, &r));
     } else {
         let state = if r.snapshot.complete {
             "complete"
@@ -344,6 +332,27 @@ pub(super) fn filter(f: &FilterArgs) -> SnapshotFilter {
         label: f.label.clone(),
         host: f.host.clone(),
     }
+}
+
+/// The readable snapshots matching `f`, oldest first; each unreadable one is named in a
+/// warning that ends with `consequence` ("is left alone", "is not searched").
+pub(super) fn matching_snapshots(
+    vault: &Vault,
+    f: &SnapshotFilter,
+    consequence: &str,
+) -> Result<Vec<(sitevault::Id, sitevault::Snapshot)>> {
+    let scan = vault.scan_snapshots()?;
+    for (id, e) in &scan.unreadable {
+        eprintln!(
+            "warning: snapshot {} cannot be read and {consequence}: {e}",
+            id.short()
+        );
+    }
+    Ok(scan
+        .readable
+        .into_iter()
+        .filter(|(_, s)| f.matches(s))
+        .collect())
 }
 
 fn snapshots(a: SnapshotsArgs) -> Result<u8> {
@@ -656,6 +665,23 @@ fn restore(a: RestoreArgs) -> Result<u8> {
         return Ok(EXIT_ERROR);
     }
     Ok(EXIT_OK)
+}
+
+/// The `--json` record of a saved backup (`backup`, and `snapshot` in `afterbackup`).
+pub(super) fn backup_json(vault: &Vault, r: &sitevault::BackupResult) -> serde_json::Value {
+    json!({
+        "id": r.id.to_hex(),
+        "short_id": r.id.short(),
+        "time": r.snapshot.time.to_string(),
+        "host": r.snapshot.host,
+        "label": r.snapshot.label,
+        "tags": r.snapshot.tags,
+        "paths": r.snapshot.paths,
+        "complete": r.snapshot.complete,
+        "summary": r.snapshot.summary,
+        "warnings": r.warnings.iter().map(|w| w.to_string()).collect::<Vec<_>>(),
+        "requests": vault.store().requests(),
+    })
 }
 
 /// One line on what a command cost in storage requests.

@@ -4,7 +4,7 @@ use anyhow::Result;
 
 use super::EXIT_OK;
 use super::args::*;
-use super::commands::{filter, lock, open, open_with, password};
+use super::commands::{filter, lock, matching_snapshots, open, open_with, password};
 use super::output::{self, outln};
 
 pub fn copy(a: CopyArgs) -> Result<u8> {
@@ -33,18 +33,7 @@ pub fn copy(a: CopyArgs) -> Result<u8> {
     let _src_lock = lock(&src, &a.lock, false, "copy (source)")?;
     let dst_lock = lock(&dst, &a.lock, false, "copy")?;
     let f = filter(&a.filter);
-    let scan = src.scan_snapshots()?;
-    for (id, e) in &scan.unreadable {
-        eprintln!(
-            "warning: source snapshot {} cannot be read and is not copied: {e}",
-            id.short()
-        );
-    }
-    let candidates: Vec<_> = scan
-        .readable
-        .into_iter()
-        .filter(|(_, s)| f.matches(s))
-        .collect();
+    let candidates = matching_snapshots(&src, &f, "is not copied")?;
     let wanted = if a.snapshots.is_empty() {
         candidates
     } else {

@@ -9,7 +9,7 @@ use sitevault::pattern::PathFilter;
 
 use super::EXIT_OK;
 use super::args::*;
-use super::commands::{filter, find as find_snapshot, open, read_lock};
+use super::commands::{filter, find as find_snapshot, matching_snapshots, open, read_lock};
 use super::output::{self, outln};
 
 fn lossy(p: &[u8]) -> String {
@@ -96,19 +96,7 @@ pub fn find(a: FindArgs) -> Result<u8> {
     let pattern = PathFilter::new(std::slice::from_ref(&a.pattern), &[])?;
     let vault = open(&a.repo)?;
     let _lock = read_lock(&vault, &a.lock, "find")?;
-    let scan = vault.scan_snapshots()?;
-    for (id, e) in &scan.unreadable {
-        eprintln!(
-            "warning: snapshot {} cannot be read and is not searched: {e}",
-            id.short()
-        );
-    }
-    let f = filter(&a.filter);
-    let snaps: Vec<_> = scan
-        .readable
-        .into_iter()
-        .filter(|(_, s)| f.matches(s))
-        .collect();
+    let snaps = matching_snapshots(&vault, &filter(&a.filter), "is not searched")?;
     let index = vault.load_index()?;
     let hits = history::find(&vault, &index, &snaps, &pattern)?;
     if a.json {

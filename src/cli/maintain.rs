@@ -10,26 +10,15 @@ use sitevault::vault::SNAPSHOTS;
 
 use super::EXIT_OK;
 use super::args::*;
-use super::commands::{filter, hostname, lock, open};
+use super::commands::{filter, hostname, lock, matching_snapshots, open};
 use super::output::{self, outln};
 
 pub fn forget(a: ForgetArgs) -> Result<u8> {
     let vault = open(&a.repo)?;
     // A dry run changes nothing, so it only needs to keep prune away while it reads.
     let lock = lock(&vault, &a.lock, !a.dry_run, "forget")?;
-    let scan = vault.scan_snapshots()?;
-    for (id, e) in &scan.unreadable {
-        eprintln!(
-            "warning: snapshot {} cannot be read and is left alone: {e}",
-            id.short()
-        );
-    }
     let f = filter(&a.filter);
-    let snaps: Vec<_> = scan
-        .readable
-        .into_iter()
-        .filter(|(_, s)| f.matches(s))
-        .collect();
+    let snaps = matching_snapshots(&vault, &f, "is left alone")?;
     let p = &a.policy;
     let policy = Policy {
         keep_last: p.keep_last.unwrap_or(0),
