@@ -43,6 +43,22 @@ fn ok(args: &[&str], repo: &str) -> String {
     o.stdout
 }
 
+/// A vault with cheap key derivation and 256 KiB packs, so small data spans several packs.
+fn init_small_packs(repo: &str) {
+    ok(
+        &[
+            "init",
+            "--kdf-memory-kib",
+            "1024",
+            "--kdf-iterations",
+            "1",
+            "--pack-size",
+            "256KiB",
+        ],
+        repo,
+    );
+}
+
 fn write_night(src: &Path, night: u64) {
     fs::create_dir_all(src.join("SiteDBServer")).unwrap();
     fs::write(
@@ -60,18 +76,7 @@ fn full_cycle_on_each_cloud_service() {
         let repo = fresh(&base, "cycle");
         let dir = tempfile::tempdir().unwrap();
         let src = dir.path().join("site");
-        ok(
-            &[
-                "init",
-                "--kdf-memory-kib",
-                "1024",
-                "--kdf-iterations",
-                "1",
-                "--pack-size",
-                "256KiB",
-            ],
-            &repo,
-        );
+        init_small_packs(&repo);
         let mut ids = Vec::new();
         for night in 1..=3u64 {
             write_night(&src, night);
@@ -196,18 +201,7 @@ fn a_backup_waits_for_a_prune_on_each_cloud_service() {
         let repo = fresh(&base, "race");
         let dir = tempfile::tempdir().unwrap();
         let src = dir.path().join("site");
-        ok(
-            &[
-                "init",
-                "--kdf-memory-kib",
-                "1024",
-                "--kdf-iterations",
-                "1",
-                "--pack-size",
-                "256KiB",
-            ],
-            &repo,
-        );
+        init_small_packs(&repo);
         for night in 1..=2u64 {
             write_night(&src, night);
             ok(&["backup", src.to_str().unwrap()], &repo);
