@@ -214,7 +214,7 @@ pub fn backup(
         let uploader = scope.spawn(|| upload_packs(vault, up_rx));
         let big_worker = scope.spawn(|| {
             for job in big_rx {
-                let r = data_pool.install(|| s.chunk_stream_into_packs(job.file, job.policy));
+                let r = data_pool.install(|| s.chunk_stream_into_packs(job.file, job.policy, true));
                 let _ = job.reply.send(r);
             }
         });
@@ -664,10 +664,10 @@ impl Session<'_> {
                 )));
             }
         }
-        self.chunk_stream_into_packs(file, policy)
+        self.chunk_stream_into_packs(file, policy, false)
     }
 
-    fn chunk_stream_into_packs(&self, file: File, policy: Policy) -> Chunked {
+    fn chunk_stream_into_packs(&self, file: File, policy: Policy, big: bool) -> Chunked {
         let mut ids = Vec::new();
         let total = chunk_stream(
             self.vault.chunker(),
@@ -675,7 +675,7 @@ impl Session<'_> {
             file,
             (BATCH, SEGMENT),
             |buf, ends| {
-                ids.extend(self.packer.add_chunks(buf, ends)?);
+                ids.extend(self.packer.add_chunks(buf, ends, big)?);
                 self.observer
                     .bytes_done(ends.last().copied().unwrap_or(0) as u64);
                 Ok(())

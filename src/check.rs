@@ -391,50 +391,54 @@ fn read_data(
         bad: Vec<(Id, String)>,
         fetch: Option<String>,
     }
-    let results: Vec<PackRead> = selected
-        .par_iter()
-        .map(|id| {
-            let mut r = PackRead {
-                id: *id,
-                bytes: 0,
-                blobs: 0,
-                hash_ok: true,
-                bad: vec![],
-                fetch: None,
-            };
-            let listed = indexed.get(id).or(spare.get(id).copied());
-            let blobs: &[PackedBlob] = listed.map_or(&[], |p| &p.blobs);
-            let kind = listed.map_or(BlobKind::Data, |p| p.kind);
-            let name = pack_name(id);
-            let bytes = match vault.store().get(&name) {
-                Ok(Some(b)) => b,
-                Ok(None) => {
-                    r.fetch = Some("vanished while check ran".into());
-                    return r;
-                }
-                Err(e) => {
-                    r.fetch = Some(e.to_string());
-                    return r;
-                }
-            };
-            r.bytes = bytes.len() as u64;
-            r.hash_ok = Id::of_object(&bytes) == *id;
-            for b in blobs {
-                r.blobs += 1;
-                let range = b.offset as usize..b.offset as usize + b.stored_len as usize;
-                let opened = match bytes.get(range) {
-                    Some(sealed) => vault
-                        .open_blob(sealed, &b.id, kind, b.raw_len, &name)
-                        .map(|_| ()),
-                    None => Err(Error::corrupt(&name, "blob lies beyond the pack's end")),
+    // Whole packs are held in memory here, so no more at once than uploads hold.
+    let threads = vault.store().downloads().min(vault.store().connections());
+    let results: Vec<PackRead> = crate::store::in_download_pool(threads, || {
+        selected
+            .par_iter()
+            .map(|id| {
+                let mut r = PackRead {
+                    id: *id,
+                    bytes: 0,
+                    blobs: 0,
+                    hash_ok: true,
+                    bad: vec![],
+                    fetch: None,
                 };
-                if let Err(e) = opened {
-                    r.bad.push((b.id, e.to_string()));
+                let listed = indexed.get(id).or(spare.get(id).copied());
+                let blobs: &[PackedBlob] = listed.map_or(&[], |p| &p.blobs);
+                let kind = listed.map_or(BlobKind::Data, |p| p.kind);
+                let name = pack_name(id);
+                let bytes = match vault.store().get(&name) {
+                    Ok(Some(b)) => b,
+                    Ok(None) => {
+                        r.fetch = Some("vanished while check ran".into());
+                        return r;
+                    }
+                    Err(e) => {
+                        r.fetch = Some(e.to_string());
+                        return r;
+                    }
+                };
+                r.bytes = bytes.len() as u64;
+                r.hash_ok = Id::of_object(&bytes) == *id;
+                for b in blobs {
+                    r.blobs += 1;
+                    let range = b.offset as usize..b.offset as usize + b.stored_len as usize;
+                    let opened = match bytes.get(range) {
+                        Some(sealed) => vault
+                            .open_blob(sealed, &b.id, kind, b.raw_len, &name)
+                            .map(|_| ()),
+                        None => Err(Error::corrupt(&name, "blob lies beyond the pack's end")),
+                    };
+                    if let Err(e) = opened {
+                        r.bad.push((b.id, e.to_string()));
+                    }
                 }
-            }
-            r
-        })
-        .collect();
+                r
+            })
+            .collect()
+    });
     for r in results {
         report.packs_read += 1;
         report.bytes_read += r.bytes;

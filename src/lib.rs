@@ -23,6 +23,7 @@ pub mod prune;
 pub mod restore;
 pub mod retention;
 pub mod sccm;
+pub mod size;
 pub mod snapshot;
 pub mod stats;
 pub mod store;

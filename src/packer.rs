@@ -29,6 +29,9 @@ pub(crate) struct Packer<'a> {
     /// Blobs this run has already queued, so concurrent files never store one twice.
     claimed: Mutex<HashSet<Id>>,
     data: Mutex<PackWriter>,
+    /// Big files' chunks fill packs of their own, so a file's chunks lie back to back and a
+    /// restore reads it in few, large range requests instead of ranges broken by small files.
+    big_data: Mutex<PackWriter>,
     tree: Mutex<PackWriter>,
     /// `None` once closed.
     uploads: Mutex<Option<SyncSender<PackWriter>>>,
@@ -43,6 +46,7 @@ impl<'a> Packer<'a> {
             index,
             claimed: Mutex::new(HashSet::new()),
             data: Mutex::new(new_pack(vault, BlobKind::Data)),
+            big_data: Mutex::new(new_pack(vault, BlobKind::Data)),
             tree: Mutex::new(new_pack(vault, BlobKind::Tree)),
             uploads: Mutex::new(Some(uploads)),
             data_blobs: AtomicU64::new(0),
@@ -60,14 +64,20 @@ impl<'a> Packer<'a> {
         let id = self.vault.blob_id(kind, data);
         if self.claim(id) {
             let sealed = self.vault.seal_blob(data)?;
-            self.push(kind, id, &sealed, data.len())?;
+            let pack = match kind {
+                BlobKind::Data => &self.data,
+                BlobKind::Tree => &self.tree,
+            };
+            self.push(pack, kind, id, &sealed, data.len())?;
         }
         Ok(id)
     }
 
     /// Store the data chunks of `buf` ending at `ends` (hashing and sealing in parallel on the
-    /// current rayon pool); returns their ids in order.
-    pub fn add_chunks(&self, buf: &[u8], ends: &[usize]) -> Result<Vec<Id>> {
+    /// current rayon pool); returns their ids in order. `big`: from the big-file worker, which
+    /// handles one file at a time.
+    pub fn add_chunks(&self, buf: &[u8], ends: &[usize], big: bool) -> Result<Vec<Id>> {
+        let pack = if big { &self.big_data } else { &self.data };
         let mut ids = Vec::with_capacity(ends.len());
         let mut from = 0;
         while from < ends.len() {
@@ -89,7 +99,7 @@ impl<'a> Packer<'a> {
                 .collect::<Result<_>>()?;
             for (id, s, len) in sealed {
                 if let Some(s) = s {
-                    self.push(BlobKind::Data, id, &s, len)?;
+                    self.push(pack, BlobKind::Data, id, &s, len)?;
                 }
                 ids.push(id);
             }
@@ -98,10 +108,17 @@ impl<'a> Packer<'a> {
         Ok(ids)
     }
 
-    fn push(&self, kind: BlobKind, id: Id, sealed: &[u8], raw_len: usize) -> Result<()> {
-        let (lock, counter) = match kind {
-            BlobKind::Data => (&self.data, &self.data_blobs),
-            BlobKind::Tree => (&self.tree, &self.tree_blobs),
+    fn push(
+        &self,
+        lock: &Mutex<PackWriter>,
+        kind: BlobKind,
+        id: Id,
+        sealed: &[u8],
+        raw_len: usize,
+    ) -> Result<()> {
+        let counter = match kind {
+            BlobKind::Data => &self.data_blobs,
+            BlobKind::Tree => &self.tree_blobs,
         };
         counter.fetch_add(1, Ordering::Relaxed);
         let full = {
@@ -127,7 +144,11 @@ impl<'a> Packer<'a> {
 
     /// Send the partly filled packs and close the upload channel.
     pub fn finish(&self) -> Result<()> {
-        for (lock, kind) in [(&self.data, BlobKind::Data), (&self.tree, BlobKind::Tree)] {
+        for (lock, kind) in [
+            (&self.data, BlobKind::Data),
+            (&self.big_data, BlobKind::Data),
+            (&self.tree, BlobKind::Tree),
+        ] {
             let w = std::mem::replace(&mut *lock.lock().expect("pack lock"), PackWriter::new(kind));
             if !w.is_empty() {
                 self.send(w)?;

@@ -2,7 +2,7 @@
 //! Files are written to a temporary name and renamed into place, so a destination file is
 //! never left half-written.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -18,6 +18,7 @@ use crate::pack::BlobKind;
 use crate::paths;
 use crate::pattern::PathFilter;
 use crate::snapshot::Snapshot;
+use crate::store::in_download_pool;
 use crate::tree::{Node, NodeKind};
 use crate::vault::{Vault, pack_name};
 use crate::walk;
@@ -303,35 +304,42 @@ fn restore_entries(
         }
         Err(err) => fail(path, &err),
     };
-    group_by_pack(single).par_iter().for_each(|group| {
-        let name = pack_name(&group.pack);
-        match vault.store().get_range(&name, group.start..group.end) {
-            Ok(buf) => group.files.iter().for_each(|(path, node, run)| {
-                let r = write_file(path, node, |f, tmp| {
-                    write_run(
-                        vault,
-                        &buf[(run.start - group.start) as usize..],
-                        run,
-                        f,
-                        tmp,
-                    )
-                });
-                done(path, node, r);
-            }),
-            Err(err) => group.files.iter().for_each(|(path, _, _)| fail(path, &err)),
-        }
-    });
-    multi.par_iter().for_each(|(path, node, runs)| {
-        let r = write_file(path, node, |f, tmp| {
-            runs.par_iter().try_for_each(|run| {
-                let buf = vault
-                    .store()
-                    .get_range(&pack_name(&run.pack), run.start..run.end)?;
-                write_run(vault, &buf, run, f, tmp)
-            })
+    let groups = group_by_pack(single);
+    let small = || {
+        groups.par_iter().for_each(|group| {
+            let name = pack_name(&group.pack);
+            match vault.store().get_range(&name, group.start..group.end) {
+                Ok(buf) => group.files.iter().for_each(|(path, node, run)| {
+                    let r = write_file(path, node, |f, tmp| {
+                        write_run(
+                            vault,
+                            &buf[(run.start - group.start) as usize..],
+                            run,
+                            f,
+                            tmp,
+                        )
+                    });
+                    done(path, node, r);
+                }),
+                Err(err) => group.files.iter().for_each(|(path, _, _)| fail(path, &err)),
+            }
         });
-        done(path, node, r);
-    });
+    };
+    let large = || {
+        multi.par_iter().for_each(|(path, node, runs)| {
+            let r = write_file(path, node, |f, tmp| {
+                runs.par_iter().try_for_each(|run| {
+                    let buf = vault
+                        .store()
+                        .get_range(&pack_name(&run.pack), run.start..run.end)?;
+                    write_run(vault, &buf, run, f, tmp)
+                })
+            });
+            done(path, node, r);
+        });
+    };
+    // Small and big files are fetched at the same time, so neither waits for the other's tail.
+    in_download_pool(vault.store().downloads(), || rayon::join(small, large));
     for (_, _, action) in &to_write {
         if *action == Action::KeepBoth {
             kept_both.fetch_add(1, Ordering::Relaxed);
@@ -639,11 +647,14 @@ struct RunBlob {
 /// Largest range read; bounds memory per restore thread.
 const MAX_RUN: u64 = 16 << 20;
 
-/// Group a file's chunks into range reads: consecutive chunks stored contiguously in the same
-/// pack (the usual case, since backup writes them in order) share one request. Returns the runs
+/// Group a file's chunks into range reads: chunks of one pack that lie close together share one
+/// request, even when other files' blobs sit between them (parallel backups interleave files in a
+/// pack) or the file's own chunks alternate between packs (deduplicated runs). Returns the runs
 /// and the file size the chunks add up to.
 fn plan_runs(index: &Index, chunks: &[Id]) -> Result<(Vec<Run>, u64)> {
     let mut runs: Vec<Run> = Vec::new();
+    // The run each pack's next chunk may join.
+    let mut open: HashMap<Id, usize> = HashMap::new();
     let mut offset = 0u64;
     for id in chunks {
         let loc = index
@@ -656,19 +667,22 @@ fn plan_runs(index: &Index, chunks: &[Id]) -> Result<(Vec<Run>, u64)> {
             loc,
             file_offset: offset,
         };
-        match runs.last_mut() {
-            Some(r) if r.pack == loc.pack && r.end == start && end - r.start <= MAX_RUN => {
-                r.end = end;
-                r.blobs.push(blob);
-            }
-            _ => runs.push(Run {
-                pack: loc.pack,
-                start,
-                end,
-                blobs: vec![blob],
-            }),
-        }
         offset += loc.raw_len as u64;
+        if let Some(r) = open.get(&loc.pack).map(|&i| &mut runs[i]) {
+            let (s, e) = (r.start.min(start), r.end.max(end));
+            if start <= r.end + MAX_GAP && end + MAX_GAP >= r.start && e - s <= MAX_RUN {
+                (r.start, r.end) = (s, e);
+                r.blobs.push(blob);
+                continue;
+            }
+        }
+        open.insert(loc.pack, runs.len());
+        runs.push(Run {
+            pack: loc.pack,
+            start,
+            end,
+            blobs: vec![blob],
+        });
     }
     Ok((runs, offset))
 }

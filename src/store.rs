@@ -43,6 +43,28 @@ pub trait Store: Send + Sync {
     fn connections(&self) -> usize {
         1
     }
+    /// How many downloads may run at once; 0 means one per core.
+    fn downloads(&self) -> usize {
+        0
+    }
+}
+
+/// Run `f`, whose rayon work downloads from a store, on `n` threads when that is more than the
+/// current pool has: on a cloud store a thread mostly waits on the network, so one per core
+/// would leave the link idle. Callers pass [`Store::downloads`].
+pub fn in_download_pool<R: Send>(n: usize, f: impl FnOnce() -> R + Send) -> R {
+    if n <= rayon::current_num_threads() {
+        return f();
+    }
+    match rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .thread_name(|i| format!("sitevault-get-{i}"))
+        .build()
+    {
+        Ok(pool) => pool.install(f),
+        // No threads to spare: the current pool still does the work, only slower.
+        Err(_) => f(),
+    }
 }
 
 /// Requests by kind and bytes moved: on S3 and Azure each one is billed and takes a round trip.
@@ -56,6 +78,9 @@ pub struct RequestCounts {
     pub deletes: u64,
     pub bytes_uploaded: u64,
     pub bytes_downloaded: u64,
+    /// Objects uploaded in parts; each part, and the calls that start and complete the upload,
+    /// are counted in `puts`.
+    pub multipart_uploads: u64,
 }
 
 impl RequestCounts {
@@ -73,6 +98,20 @@ impl RequestCounts {
             deletes: self.deletes - before.deletes,
             bytes_uploaded: self.bytes_uploaded - before.bytes_uploaded,
             bytes_downloaded: self.bytes_downloaded - before.bytes_downloaded,
+            multipart_uploads: self.multipart_uploads - before.multipart_uploads,
+        }
+    }
+
+    fn plus(self, o: RequestCounts) -> RequestCounts {
+        RequestCounts {
+            gets: self.gets + o.gets,
+            range_gets: self.range_gets + o.range_gets,
+            puts: self.puts + o.puts,
+            lists: self.lists + o.lists,
+            deletes: self.deletes + o.deletes,
+            bytes_uploaded: self.bytes_uploaded + o.bytes_uploaded,
+            bytes_downloaded: self.bytes_downloaded + o.bytes_downloaded,
+            multipart_uploads: self.multipart_uploads + o.multipart_uploads,
         }
     }
 }
@@ -128,8 +167,12 @@ impl Store for CountingStore {
     fn connections(&self) -> usize {
         self.inner.connections()
     }
+    fn downloads(&self) -> usize {
+        self.inner.downloads()
+    }
     fn requests(&self) -> RequestCounts {
         let g = |i: usize| self.n[i].load(std::sync::atomic::Ordering::Relaxed);
+        // The backend adds what only it sees: the extra requests of multipart uploads.
         RequestCounts {
             gets: g(0),
             range_gets: g(1),
@@ -138,7 +181,9 @@ impl Store for CountingStore {
             deletes: g(4),
             bytes_uploaded: g(5),
             bytes_downloaded: g(6),
+            multipart_uploads: 0,
         }
+        .plus(self.inner.requests())
     }
 }
 
@@ -149,11 +194,41 @@ pub struct ObjectStoreBackend {
     /// The runtime HTTP backends need; local folders do their I/O inline without one.
     runtime: Option<Arc<tokio::runtime::Runtime>>,
     connections: usize,
+    downloads: usize,
+    /// Cloud only: objects larger than this are uploaded in parts.
+    multipart: Option<Multipart>,
+    /// Requests beyond the one `put` a multipart upload makes, and how many such uploads.
+    extra_puts: std::sync::atomic::AtomicU64,
+    multipart_uploads: std::sync::atomic::AtomicU64,
 }
+
+/// When and how objects are uploaded in parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Multipart {
+    /// Objects larger than this many bytes go in parts (`--option multipart_threshold=SIZE`).
+    pub threshold: u64,
+    /// Bytes per part but the last (`--option multipart_part_size=SIZE`).
+    pub part_size: u64,
+}
+
+/// Packs of the default cloud size (64 MiB, plus at most one chunk) go in one PUT, the cheapest
+/// way; larger packs (`init --pack-size`) go in parts, each retried on its own after a failure.
+pub const DEFAULT_MULTIPART: Multipart = Multipart {
+    threshold: 96 << 20,
+    part_size: 16 << 20,
+};
+
+/// S3 refuses parts under 5 MiB (but the last); S3 allows 10,000 parts and Azure 50,000 blocks.
+const MIN_PART_SIZE: u64 = 5 << 20;
+const MAX_PARTS: u64 = 10_000;
 
 /// Uploads at once to a cloud store unless `--option connections=N` says otherwise: enough to
 /// hide a round trip's latency, few enough to hold only that many (64 MiB) packs in memory.
 pub const DEFAULT_CONNECTIONS: usize = 3;
+
+/// Range reads at once from a cloud store unless `--option download_connections=N` says
+/// otherwise: restore reads at most 16 MiB per request, so this bounds memory to about 128 MiB.
+pub const DEFAULT_DOWNLOADS: usize = 8;
 
 /// Settings for cloud backends: `object_store` configuration keys and values (`aws_region`,
 /// `azure_storage_account_key`, ...). Keys from the environment that the backend does not
@@ -228,6 +303,10 @@ impl ObjectStoreBackend {
             location,
             runtime: None,
             connections: 2,
+            downloads: 0,
+            multipart: None,
+            extra_puts: Default::default(),
+            multipart_uploads: Default::default(),
         })
     }
 
@@ -239,37 +318,68 @@ impl ObjectStoreBackend {
                 "repository {repo}: unknown option {k:?}; see the README's list of storage options"
             ))
         };
-        // `connections` is sitevault's own option; the rest go to object_store.
+        // `connections`, `download_connections` and `multipart_*` are sitevault's own; the rest go to
+        // object_store.
         let mut connections = DEFAULT_CONNECTIONS;
+        let mut downloads = DEFAULT_DOWNLOADS;
+        let mut multipart = DEFAULT_MULTIPART;
         let mut explicit = Vec::new();
+        let size = |k: &str, v: &str| {
+            crate::size::parse_size(v)
+                .map_err(|e| Error::InvalidInput(format!("repository {repo}: {k}: {e}")))
+        };
+        let count = |k: &str, v: &str| {
+            v.parse()
+                .ok()
+                .filter(|n| (1..=64).contains(n))
+                .ok_or_else(|| {
+                    Error::InvalidInput(format!(
+                        "repository {repo}: {k}={v:?}: give a number from 1 to 64"
+                    ))
+                })
+        };
         for (k, v) in &options.explicit {
-            if k == "connections" {
-                connections = v
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=64).contains(n))
-                    .ok_or_else(|| {
-                        Error::InvalidInput(format!(
-                            "repository {repo}: connections={v:?}: give a number from 1 to 64"
-                        ))
-                    })?;
-            } else {
-                explicit.push((k.clone(), v.clone()));
+            match k.as_str() {
+                "connections" => connections = count(k, v)?,
+                "download_connections" => downloads = count(k, v)?,
+                "multipart_threshold" => multipart.threshold = size(k, v)?,
+                "multipart_part_size" => {
+                    multipart.part_size = size(k, v)?;
+                    if !(MIN_PART_SIZE..=(4 << 30)).contains(&multipart.part_size) {
+                        return Err(Error::InvalidInput(format!(
+                            "repository {repo}: multipart_part_size={v:?}: give a size from 5MiB to 4GiB (S3's limits)"
+                        )));
+                    }
+                }
+                _ => explicit.push((k.clone(), v.clone())),
             }
         }
         let store: Arc<dyn ObjectStore> = match loc {
             Location::S3 { bucket, .. } => {
+                use object_store::aws::AmazonS3ConfigKey as Key;
                 let mut b = object_store::aws::AmazonS3Builder::new()
                     .with_bucket_name(bucket)
                     .with_client_options(client_options());
+                let mut given: Vec<(Key, &str)> = Vec::new();
                 for (k, v) in &options.environment {
-                    if let Ok(key) = k.parse::<object_store::aws::AmazonS3ConfigKey>() {
-                        b = b.with_config(key, v);
+                    if let Ok(key) = k.parse::<Key>() {
+                        given.push((key, v));
                     }
                 }
                 for (k, v) in &explicit {
-                    let key: object_store::aws::AmazonS3ConfigKey =
-                        k.to_ascii_lowercase().parse().map_err(|_| key_err(k))?;
+                    given.push((k.to_ascii_lowercase().parse().map_err(|_| key_err(k))?, v));
+                }
+                // Over HTTPS, TLS protects the bytes in transit and every blob is authenticated
+                // end to end (formats/ §5), so signing a SHA-256 of each body only costs a pass
+                // over every byte; over plain HTTP the signature is the only transit check.
+                // Like rclone: unsigned over HTTPS, signed over HTTP, unless the user says.
+                if !given.iter().any(|(k, _)| *k == Key::UnsignedPayload) {
+                    let http = given.iter().any(|(k, v)| {
+                        *k == Key::Endpoint && v.to_ascii_lowercase().starts_with("http://")
+                    });
+                    b = b.with_config(Key::UnsignedPayload, (!http).to_string());
+                }
+                for (key, v) in given {
                     b = b.with_config(key, v);
                 }
                 // Create-only puts (If-None-Match) keep locks and objects race-free (formats/).
@@ -319,6 +429,10 @@ impl ObjectStoreBackend {
             location: repo.trim_end_matches('/').to_string(),
             runtime: Some(Arc::new(runtime)),
             connections,
+            downloads,
+            multipart: Some(multipart),
+            extra_puts: Default::default(),
+            multipart_uploads: Default::default(),
         })
     }
 
@@ -329,6 +443,43 @@ impl ObjectStoreBackend {
             // entered, so a plain executor suffices and each rayon worker does its own I/O.
             None => futures::executor::block_on(f),
         }
+    }
+
+    /// The part size for an object of `len` bytes, when it goes in parts. `config` never does:
+    /// multipart uploads cannot be create-only, and only content-addressed names, whose
+    /// existing object holds the same bytes, may be written unconditionally (formats/ §12.1).
+    fn part_size(&self, name: &str, len: u64) -> Option<u64> {
+        let m = self.multipart?;
+        if len <= m.threshold || !name.contains('/') {
+            return None;
+        }
+        // Grow parts rather than exceed the services' part count.
+        Some(m.part_size.max(len.div_ceil(MAX_PARTS)))
+    }
+
+    /// Upload `data` in parts of `part` bytes, `connections` at a time; a failed upload is
+    /// aborted so the service drops its parts. Returns the number of parts.
+    async fn put_multipart(
+        &self,
+        path: &ObjPath,
+        data: Bytes,
+        part: u64,
+    ) -> object_store::Result<u64> {
+        let upload = self.inner.put_multipart(path).await?;
+        let mut w = object_store::WriteMultipart::new_with_chunk_size(upload, part as usize);
+        let mut parts = 0;
+        let mut rest = data;
+        while !rest.is_empty() {
+            if let Err(e) = w.wait_for_capacity(self.connections).await {
+                let _ = w.abort().await;
+                return Err(e);
+            }
+            let n = rest.len().min(part as usize);
+            w.put(rest.split_to(n));
+            parts += 1;
+        }
+        w.finish().await?;
+        Ok(parts)
     }
 
     fn err(&self, name: &str, e: object_store::Error) -> Error {
@@ -361,8 +512,21 @@ impl Store for ObjectStoreBackend {
         &self.location
     }
 
+    fn requests(&self) -> RequestCounts {
+        let g = |n: &std::sync::atomic::AtomicU64| n.load(std::sync::atomic::Ordering::Relaxed);
+        RequestCounts {
+            puts: g(&self.extra_puts),
+            multipart_uploads: g(&self.multipart_uploads),
+            ..Default::default()
+        }
+    }
+
     fn connections(&self) -> usize {
         self.connections
+    }
+
+    fn downloads(&self) -> usize {
+        self.downloads
     }
 
     fn get(&self, name: &str) -> Result<Option<Bytes>> {
@@ -403,6 +567,17 @@ impl Store for ObjectStoreBackend {
 
     fn put(&self, name: &str, data: Bytes) -> Result<bool> {
         let path = ObjPath::from(name);
+        if let Some(part) = self.part_size(name, data.len() as u64) {
+            // Unconditional: an existing object of this name already holds these bytes.
+            let parts = self
+                .run(self.put_multipart(&path, data, part))
+                .map_err(|e| self.err(name, e))?;
+            self.extra_puts
+                .fetch_add(parts + 1, std::sync::atomic::Ordering::Relaxed);
+            self.multipart_uploads
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Ok(true);
+        }
         let opts = PutOptions {
             mode: PutMode::Create,
             ..Default::default()
@@ -515,5 +690,8 @@ impl Store for HookedStore {
     }
     fn connections(&self) -> usize {
         self.inner.connections()
+    }
+    fn downloads(&self) -> usize {
+        self.inner.downloads()
     }
 }

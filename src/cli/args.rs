@@ -276,7 +276,7 @@ pub struct InitArgs {
     pub insecure_no_encryption: bool,
     /// Target pack size, e.g. 32MiB (64KiB..1GiB); default 32MiB for a folder, 64MiB for
     /// s3:// and az:// vaults (fewer, larger requests)
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = sitevault::size::parse_size)]
     pub pack_size: Option<u64>,
     /// zstd level for blobs (1..=22)
     #[arg(long, value_name = "LEVEL", default_value_t = 3)]
@@ -399,25 +399,6 @@ pub struct RestoreArgs {
     /// Print a JSON summary
     #[arg(long)]
     pub json: bool,
-}
-
-/// `123`, `64KiB`, `32MiB`, `1GiB` (also K/M/G and KB/MB/GB as binary units).
-fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size like 32MiB"))?;
-    let mult = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        _ => return Err(format!("{s:?}: unknown size unit (use KiB, MiB or GiB)")),
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("{s:?} is too large"))
 }
 
 /// `0`, `30s`, `10m` (minutes), `2h`.

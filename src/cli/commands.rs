@@ -601,6 +601,7 @@ fn restore(a: RestoreArgs) -> Result<u8> {
             "files_verified": if a.verify { Some(r.files_verified) } else { None },
             "bytes_written": r.bytes_written, "errors": r.errors,
             "actions": if a.dry_run { Some(&plan.actions) } else { None },
+            "requests": vault.store().requests(),
         }));
     } else if a.dry_run {
         for p in &plan.actions {
@@ -641,6 +642,7 @@ fn restore(a: RestoreArgs) -> Result<u8> {
         if a.verify {
             outln!("verified {} files against the snapshot", r.files_verified);
         }
+        outln!("  {}", requests_line(&vault.store().requests()));
     }
     if !r.errors.is_empty() {
         // One line for scripts; `--json` lists every failure.
@@ -687,11 +689,15 @@ pub(super) fn backup_json(vault: &Vault, r: &sitevault::BackupResult) -> serde_j
 /// One line on what a command cost in storage requests.
 pub(super) fn requests_line(r: &sitevault::store::RequestCounts) -> String {
     format!(
-        "{} requests ({} gets, {} range gets, {} puts, {} lists, {} deletes); uploaded {}, downloaded {}",
+        "{} requests ({} gets, {} range gets, {} puts{}, {} lists, {} deletes); uploaded {}, downloaded {}",
         r.total(),
         r.gets,
         r.range_gets,
         r.puts,
+        match r.multipart_uploads {
+            0 => String::new(),
+            n => format!(" ({n} objects uploaded in parts)"),
+        },
         r.lists,
         r.deletes,
         output::bytes(r.bytes_uploaded),

@@ -1,0 +1,45 @@
+//! Byte sizes as people write them: on the command line (`--pack-size`) and in storage options
+//! (`multipart_threshold`).
+
+/// `123`, `64KiB`, `32MiB`, `1GiB` (also K/M/G and KB/MB/GB, all binary units).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size like 32MiB"))?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(format!("{s:?}: unknown size unit (use KiB, MiB or GiB)")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("123"), Ok(123));
+        assert_eq!(parse_size("64KiB"), Ok(64 << 10));
+        assert_eq!(parse_size(" 5 MiB "), Ok(5 << 20));
+        assert_eq!(parse_size("1g"), Ok(1 << 30));
+        assert!(parse_size("MiB").unwrap_err().contains("not a size"));
+        assert!(
+            parse_size("5 TB")
+                .unwrap_err()
+                .contains("unknown size unit")
+        );
+        assert!(
+            parse_size("99999999999999G")
+                .unwrap_err()
+                .contains("too large")
+        );
+    }
+}
