@@ -328,3 +328,117 @@ fn storage_limits_outside_the_services_ranges_are_refused() {
         assert!(o.stderr.contains(needle), "{opt}: {}", o.stderr);
     }
 }
+
+/// Two site servers back up into one bucket at the same moment, sharing much of their data (so
+/// both race to store the same chunks), then one prunes while the other backs up again. Every
+/// run succeeds, no snapshot loses data, and the vault checks clean.
+#[test]
+fn two_hosts_write_one_vault_at_once_on_each_cloud_service() {
+    let spawn = |args: Vec<String>| {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("sitevault"))
+            .env_remove("SITEVAULT_REPOSITORY")
+            .env_remove("SITEVAULT_PASSWORD_FILE")
+            .env("SITEVAULT_PASSWORD", crate::common::PASSWORD)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn sitevault")
+    };
+    let finish = |c: std::process::Child, what: &str| {
+        let o = c.wait_with_output().unwrap();
+        assert!(
+            o.status.success(),
+            "{what}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    for (name, base) in services() {
+        let repo = fresh(&base, "hosts");
+        let dir = tempfile::tempdir().unwrap();
+        init_small_packs(&repo);
+        let site = |host: &str, night: u64| {
+            let src = dir.path().join(host);
+            fs::create_dir_all(src.join("SCCMContentLib")).unwrap();
+            // Shared content (the same package on both sites) and each site's own database.
+            for i in 0..4 {
+                fs::write(
+                    src.join(format!("SCCMContentLib/pkg{i}.cab")),
+                    random_bytes(500 + i, 400_000),
+                )
+                .unwrap();
+            }
+            fs::write(
+                src.join("CM.mdf"),
+                random_bytes(host.len() as u64 * 1000 + night, 600_000),
+            )
+            .unwrap();
+            src
+        };
+        let backup = |host: &str, src: &Path| {
+            spawn(
+                [
+                    "backup",
+                    "--host",
+                    host,
+                    "--lock-wait",
+                    "60s",
+                    "--repo",
+                    &repo,
+                    src.to_str().unwrap(),
+                ]
+                .map(String::from)
+                .to_vec(),
+            )
+        };
+        let (a, b) = (site("site-a", 1), site("site-bb", 1));
+        let (pa, pb) = (backup("site-a", &a), backup("site-bb", &b));
+        finish(pa, &format!("{name}: backup site-a"));
+        finish(pb, &format!("{name}: backup site-bb"));
+        let b = site("site-bb", 2);
+        ok(&["backup", "--host", "site-bb", b.to_str().unwrap()], &repo);
+        // Night 2 of site-a backs up while site-bb's admin forgets night 1 and prunes it.
+        let a2 = site("site-a", 2);
+        let pa = backup("site-a", &a2);
+        let pp = spawn(
+            [
+                "forget",
+                "--host",
+                "site-bb",
+                "--keep-last",
+                "1",
+                "--prune",
+                "--lock-wait",
+                "60s",
+                "--repo",
+                &repo,
+            ]
+            .map(String::from)
+            .to_vec(),
+        );
+        finish(pa, &format!("{name}: backup site-a night 2"));
+        finish(pp, &format!("{name}: forget --prune"));
+        let out = ok(&["check", "--read-data", "--json"], &repo);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["clean"], true, "{name}: {out}");
+        let out = ok(&["snapshots", "--json"], &repo);
+        let snaps: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+        assert_eq!(snaps.len(), 3, "{name}: {out}");
+        for (host, src) in [("site-a", &a2), ("site-bb", &b)] {
+            let target = dir.path().join(format!("restore-{host}"));
+            ok(
+                &[
+                    "restore",
+                    "latest",
+                    "--host",
+                    host,
+                    "--target",
+                    target.to_str().unwrap(),
+                ],
+                &repo,
+            );
+            assert_trees_equal(&restored_path(&target, src), src);
+        }
+    }
+}
