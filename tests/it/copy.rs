@@ -331,3 +331,79 @@ fn afterbackup_copies_each_recovery_point_to_its_targets() {
         "2026-11-04T03:00:00Z"
     );
 }
+
+/// afterbackup with its vault on Azure and a copy on S3: `[vault.options]` and
+/// `[vault.copy_options."<url>"]` reach their stores (an unknown key there fails only that
+/// target, exit 3, named in the log), and the S3 copy restores byte-identical.
+#[test]
+fn afterbackup_archives_to_azure_and_copies_to_s3() {
+    let (Ok(az), Ok(s3)) = (
+        std::env::var("SITEVAULT_TEST_AZ"),
+        std::env::var("SITEVAULT_TEST_S3"),
+    ) else {
+        eprintln!(
+            "SKIPPED: SITEVAULT_TEST_AZ / SITEVAULT_TEST_S3 are not set (`bash .ci/run` starts the emulators)"
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let site = root.join("ConfigMgr_Backup/CENBackup");
+    fs::create_dir_all(site.join("SiteServer")).unwrap();
+    fs::create_dir_all(site.join("SiteDBServer")).unwrap();
+    fs::write(site.join("SiteServer/site.ini"), "[site]\n").unwrap();
+    fs::write(
+        root.join("ConfigMgr_Backup/smsbkup.log"),
+        "STATMSG: ID=5035 SEV=I\r\n",
+    )
+    .unwrap();
+    let tag = format!(
+        "{:x}",
+        u64::from_le_bytes(
+            random_bytes(std::process::id() as u64, 8)
+                .try_into()
+                .unwrap()
+        ) ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+    );
+    let (az_repo, s3_repo) = (format!("{az}/ab-{tag}"), format!("{s3}/ab-{tag}"));
+    init(&az_repo);
+    init(&s3_repo);
+    let job = root.join("job.toml");
+    let write_config = |s3_option: &str| {
+        fs::write(
+            &job,
+            format!(
+                "[vault]\nrepository = '{az_repo}'\ncopy_to = ['{s3_repo}']\n[vault.options]\ndownload_connections = '4'\n[vault.copy_options.'{s3_repo}']\n{s3_option}\n[site]\ncode = 'CEN'\nbackup_folder = '{}'\n[log]\nfile = '{}'\n",
+                site.display(),
+                root.join("run.log").display()
+            ),
+        )
+        .unwrap();
+    };
+    write_config("connections = '2'");
+    fs::write(
+        site.join("SiteDBServer/CM_CEN.mdf"),
+        random_bytes(77, 300_000),
+    )
+    .unwrap();
+    let v = json(&["afterbackup", "--json", "--config", job.to_str().unwrap()]);
+    assert_eq!(v["outcome"], "ok", "{v}");
+    assert_eq!(v["copies"][0]["ok"], true, "{v}");
+    assert_eq!(times(&az_repo).len(), 1);
+    assert_eq!(times(&s3_repo).len(), 1);
+    assert_latest_restores(&s3_repo, &site, root);
+
+    write_config("no_such_key = '1'");
+    let o = run(sv().args(["afterbackup", "--json", "--config", job.to_str().unwrap()]));
+    assert_eq!(o.code, 3, "{}\n{}", o.stdout, o.stderr);
+    let log = fs::read_to_string(root.join("run.log")).unwrap();
+    assert!(
+        log.contains("ERROR  copy to") && log.contains("no_such_key"),
+        "{log}"
+    );
+    assert_eq!(times(&az_repo).len(), 2);
+    assert_eq!(times(&s3_repo).len(), 1);
+}
