@@ -24,8 +24,11 @@ use crate::snapshot::Snapshot;
 use crate::tree::{NodeKind, Tree};
 use crate::vault::Vault;
 
-/// Chunks of one file read and re-sealed at a time (bounds memory for big files).
-const CHUNK_WINDOW: usize = 32;
+/// Stored bytes of one file's chunks read and re-sealed at a time: bounds memory for big files,
+/// and is also the largest range read, so a cloud source is read in few requests.
+const READ_WINDOW: u64 = 16 << 20;
+/// Bytes of blobs not needed that one range read may span to join two that are.
+const MAX_GAP: u64 = 256 << 10;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Copied {
@@ -153,9 +156,27 @@ impl Copier<'_> {
             return Ok(*t);
         }
         let mut t: Tree = self.src.load_tree(self.src_index, id)?;
+        // The folder's files are copied together, so small files that share a source pack
+        // come in one range read instead of one each.
+        let all: Vec<Id> = t
+            .nodes
+            .iter()
+            .filter_map(|n| match &n.kind {
+                NodeKind::File { chunks } => Some(chunks.iter().copied()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        let mut mapped = self.chunks(&all)?.into_iter();
         for n in &mut t.nodes {
             match &mut n.kind {
-                NodeKind::File { chunks } => *chunks = self.chunks(chunks)?,
+                NodeKind::File { chunks } => {
+                    for c in chunks.iter_mut() {
+                        *c = mapped.next().ok_or_else(|| {
+                            Error::InvalidInput("copy: chunk count changed".into())
+                        })?;
+                    }
+                }
                 NodeKind::Dir { subtree } => *subtree = self.tree(subtree)?,
                 NodeKind::Symlink { .. } => {}
             }
@@ -168,28 +189,97 @@ impl Copier<'_> {
     /// The destination ids of source chunks, copying those the destination lacks.
     fn chunks(&self, ids: &[Id]) -> Result<Vec<Id>> {
         let mut out = Vec::with_capacity(ids.len());
-        for window in ids.chunks(CHUNK_WINDOW) {
+        let mut from = 0;
+        while from < ids.len() {
+            let (mut to, mut bytes) = (from, 0u64);
+            while to < ids.len() && (to == from || bytes < READ_WINDOW) {
+                bytes += self
+                    .src_index
+                    .get(&ids[to])
+                    .map_or(0, |l| l.stored_len as u64);
+                to += 1;
+            }
+            let window = &ids[from..to];
+            let fetched = self.fetch(window)?;
             let mapped: Vec<Id> = window
                 .par_iter()
-                .map(|id| self.chunk(id))
+                .map(|id| self.chunk(id, &fetched))
                 .collect::<Result<_>>()?;
             out.extend(mapped);
+            from = to;
         }
         Ok(out)
     }
 
-    fn chunk(&self, id: &Id) -> Result<Id> {
+    /// Whether chunk `id` must be read from the source.
+    fn needed(&self, id: &Id) -> bool {
+        !(self.chunks.lock().expect("chunk map").contains_key(id)
+            || self.same_ids && self.dst_index.contains(id))
+    }
+
+    /// Read and open the chunks of `window` that must be copied: neighbours in a source pack
+    /// come in one range read, and the reads run in parallel.
+    fn fetch(&self, window: &[Id]) -> Result<HashMap<Id, Vec<u8>>> {
+        let mut wanted: Vec<(Id, crate::index::BlobLocation)> = Vec::new();
+        for id in window {
+            if self.needed(id) && !wanted.iter().any(|(w, _)| w == id) {
+                let loc = self
+                    .src_index
+                    .get(id)
+                    .ok_or_else(|| Error::corrupt(format!("blob {id}"), "not in any index"))?;
+                crate::index::check_blob_kind(loc.kind, BlobKind::Data, id)?;
+                wanted.push((*id, loc));
+            }
+        }
+        wanted.sort_by_key(|(_, l)| (l.pack, l.offset));
+        // Ranges of `wanted`: (pack, start, end, first, last+1).
+        let mut ranges: Vec<(Id, u64, u64, usize, usize)> = Vec::new();
+        for (i, (_, l)) in wanted.iter().enumerate() {
+            let (start, end) = (l.offset as u64, l.offset as u64 + l.stored_len as u64);
+            match ranges.last_mut() {
+                Some(r) if r.0 == l.pack && start <= r.2 + MAX_GAP => {
+                    r.2 = r.2.max(end);
+                    r.4 = i + 1;
+                }
+                _ => ranges.push((l.pack, start, end, i, i + 1)),
+            }
+        }
+        let opened: Vec<Vec<(Id, Vec<u8>)>> = ranges
+            .par_iter()
+            .map(|&(pack, start, end, first, last)| {
+                let name = crate::vault::pack_name(&pack);
+                let buf = self.src.store().get_range(&name, start..end)?;
+                wanted[first..last]
+                    .iter()
+                    .map(|(id, l)| {
+                        let at = (l.offset as u64 - start) as usize;
+                        let sealed = &buf[at..at + l.stored_len as usize];
+                        let data =
+                            self.src
+                                .open_blob(sealed, id, BlobKind::Data, l.raw_len, &name)?;
+                        Ok((*id, data))
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })
+            .collect::<Result<_>>()?;
+        Ok(opened.into_iter().flatten().collect())
+    }
+
+    fn chunk(&self, id: &Id, fetched: &HashMap<Id, Vec<u8>>) -> Result<Id> {
         if let Some(d) = self.chunks.lock().expect("chunk map").get(id) {
             return Ok(*d);
         }
         if self.same_ids && self.dst_index.contains(id) {
             return Ok(*id);
         }
-        let data = self.src.read_blob(self.src_index, id, BlobKind::Data)?;
+        let data = fetched.get(id).ok_or_else(|| {
+            Error::InvalidInput(format!("copy: chunk {} was not fetched", id.short()))
+        })?;
         self.bytes_read
             .fetch_add(data.len() as u64, Ordering::Relaxed);
-        let new = self.packer.add_blob(BlobKind::Data, &data)?;
-        self.chunks.lock().expect("chunk map").insert(*id, new);
-        Ok(new)
+        let new = self.packer.add_blob(BlobKind::Data, data)?;
+        let mut map = self.chunks.lock().expect("chunk map");
+        // A chunk twice in one window: the first to get here stored it.
+        Ok(*map.entry(*id).or_insert(new))
     }
 }

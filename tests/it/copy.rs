@@ -407,3 +407,44 @@ fn afterbackup_archives_to_azure_and_copies_to_s3() {
     assert_eq!(times(&az_repo).len(), 2);
     assert_eq!(times(&s3_repo).len(), 1);
 }
+
+/// A folder of small files is read from the source in a few range reads, not one per file
+/// (on S3 and Azure every request is billed).
+#[test]
+fn copy_reads_a_folder_of_small_files_in_few_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let src = dir.path().join("site/SCCMContentLib");
+    fs::create_dir_all(&src).unwrap();
+    for i in 0..60 {
+        fs::write(
+            src.join(format!("{i:03}.xml")),
+            random_bytes(900 + i, 10_000),
+        )
+        .unwrap();
+    }
+    init_vault(&a);
+    init_vault(&b);
+    ok(&[
+        "backup",
+        "--repo",
+        a.to_str().unwrap(),
+        src.to_str().unwrap(),
+    ]);
+    let v = json(&[
+        "copy",
+        "--json",
+        "--from",
+        a.to_str().unwrap(),
+        "--repo",
+        b.to_str().unwrap(),
+    ]);
+    // One range read for the 60 files' chunks, one per tree on the way down.
+    let trees = src.components().count() as u64;
+    let reads = v["requests_source"]["range_gets"].as_u64().unwrap();
+    assert!(
+        reads <= trees + 1,
+        "{reads} range reads for {trees} trees: {v}"
+    );
+    assert_latest_restores(b.to_str().unwrap(), &src, dir.path());
+}
