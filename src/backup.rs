@@ -21,7 +21,7 @@ use crate::pack::BlobKind;
 use crate::packer::{PACKS_IN_FLIGHT, Packer, upload_packs};
 use crate::paths::{self, PathStyle};
 use crate::snapshot::{SNAPSHOT_VERSION, Snapshot, Summary};
-use crate::tree::{Node, NodeKind, Tree, UnixMeta};
+use crate::tree::{Node, NodeKind, Tree};
 use crate::vault::Vault;
 
 /// Files at least this large go to the big-file worker, one at a time, chunked and sealed on
@@ -778,6 +778,7 @@ fn base_node(name: Vec<u8>, kind: NodeKind, meta: Option<&Metadata>) -> Node {
     n.size = m.len();
     #[cfg(unix)]
     {
+        use crate::tree::UnixMeta;
         use std::os::unix::fs::MetadataExt;
         n.mtime_ns = m
             .mtime()

@@ -375,7 +375,9 @@ file = 'E:\ConfigMgr_Backup\sitevault.log'
         )
         .unwrap();
         c.resolve_relative(Path::new("/etc/sv"));
-        assert_eq!(c.vault.repository, "/etc/sv/vault");
+        // Joined with the platform's separator (`/etc/sv\vault` on Windows).
+        let want = Path::new("/etc/sv").join("vault");
+        assert_eq!(c.vault.repository, want.display().to_string());
         assert_eq!(c.vault.password_file, Some(PathBuf::from("/etc/sv/pw")));
         assert_eq!(c.site.backup_folder, PathBuf::from("/etc/sv/bk"));
         assert_eq!(
