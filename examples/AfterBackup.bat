@@ -6,8 +6,9 @@ rem SCUP databases as one recovery point, applies retention and writes the log n
 rem Exit codes: 0 archived, 1 refused or failed (nothing archived), 3 archived but incomplete.
 
 setlocal
-set SITEVAULT_EXE=C:\Program Files\sitevault\sitevault.exe
-set SITEVAULT_CONFIG=C:\ProgramData\sitevault\sitevault.toml
+rem Where sitevault and its config are, unless the machine environment says otherwise.
+if not defined SITEVAULT_EXE set "SITEVAULT_EXE=C:\Program Files\sitevault\sitevault.exe"
+if not defined SITEVAULT_CONFIG set "SITEVAULT_CONFIG=C:\ProgramData\sitevault\sitevault.toml"
 
 "%SITEVAULT_EXE%" afterbackup --config "%SITEVAULT_CONFIG%"
 set RESULT=%ERRORLEVEL%

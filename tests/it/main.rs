@@ -15,3 +15,4 @@ mod prune;
 mod restore_options;
 mod roundtrip;
 mod vectors;
+mod wine;

@@ -1,0 +1,312 @@
+//! sitevault.exe under Wine, driven by the repository's own examples/AfterBackup.bat through
+//! `wine cmd /c`, against a generated site tree on Wine drives. `.ci/run` sources
+//! `.ci/windows.sh`, which cross-builds the exe and exports `SITEVAULT_WINE_EXE` and
+//! `WINEPREFIX`; without them these tests say so and pass.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::common::{PASSWORD, random_bytes, run, sv};
+
+/// The Windows build and the Wine prefix it runs in.
+pub struct Wine {
+    pub exe: PathBuf,
+    pub prefix: PathBuf,
+}
+
+impl Wine {
+    /// `None` (with a visible SKIPPED line) when `.ci/windows.sh` has not set things up.
+    pub fn get(test: &str) -> Option<Wine> {
+        match (
+            std::env::var_os("SITEVAULT_WINE_EXE"),
+            std::env::var_os("WINEPREFIX"),
+        ) {
+            (Some(exe), Some(prefix)) if Path::new(&exe).is_file() => Some(Wine {
+                exe: exe.into(),
+                prefix: prefix.into(),
+            }),
+            _ => {
+                eprintln!(
+                    "SKIPPED: {test}: SITEVAULT_WINE_EXE / WINEPREFIX are not set (`bash .ci/run` sources .ci/windows.sh)"
+                );
+                None
+            }
+        }
+    }
+
+    /// `wine <program> <args>` with the test password, at most two minutes.
+    pub fn command(&self, program: &str) -> Command {
+        let mut c = Command::new("timeout");
+        c.args(["120", "wine", program])
+            .env("WINEDEBUG", "-all")
+            .env("WINEPREFIX", &self.prefix)
+            .env("SITEVAULT_PASSWORD", PASSWORD)
+            .env_remove("SITEVAULT_REPOSITORY")
+            .env_remove("SITEVAULT_PASSWORD_FILE")
+            .stdin(std::process::Stdio::null());
+        c
+    }
+
+    /// Run sitevault.exe; output with CRLF turned into LF.
+    pub fn sv(&self, args: &[&str]) -> WineOut {
+        let mut c = self.command(self.exe.to_str().expect("UTF-8 exe path"));
+        c.args(args);
+        WineOut::of(&mut c)
+    }
+
+    /// Map drive `letter` to `dir` for as long as the guard lives.
+    pub fn drive(&self, letter: char, dir: &Path) -> Drive {
+        fs::create_dir_all(dir).unwrap();
+        let link = self
+            .prefix
+            .join("dosdevices")
+            .join(format!("{}:", letter.to_ascii_lowercase()));
+        let _ = fs::remove_file(&link);
+        std::os::unix::fs::symlink(dir, &link).unwrap();
+        Drive { link }
+    }
+}
+
+/// A mapped Wine drive; unmapped on drop, also when a test fails.
+pub struct Drive {
+    link: PathBuf,
+}
+
+impl Drop for Drive {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.link);
+    }
+}
+
+pub struct WineOut {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl WineOut {
+    fn of(c: &mut Command) -> WineOut {
+        let o = c.output().expect("wine runs");
+        let text = |b: &[u8]| String::from_utf8_lossy(b).replace("\r\n", "\n");
+        let out = WineOut {
+            code: o.status.code().expect("wine exited normally"),
+            stdout: text(&o.stdout),
+            stderr: text(&o.stderr),
+        };
+        assert_ne!(out.code, 124, "wine timed out:\n{}", out.show());
+        assert_ne!(
+            out.code, 53,
+            "exit 53: the ProcessPrng stand-in is missing from the prefix (.ci/windows.sh)"
+        );
+        assert!(!out.stderr.contains("panicked"), "{}", out.show());
+        out
+    }
+
+    pub fn show(&self) -> String {
+        format!(
+            "exit code {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Every entry below `dir`: its relative path, its content (`None` for a folder) and its mtime
+/// in the 100 ns units Windows keeps (a restore through Wine can only be that exact).
+pub fn tree_state(dir: &Path) -> std::collections::BTreeMap<String, (Option<Vec<u8>>, i128)> {
+    let mut out = std::collections::BTreeMap::new();
+    for e in walkdir::WalkDir::new(dir).min_depth(1) {
+        let e = e.expect("walk");
+        let m = e.metadata().expect("metadata");
+        let t = m.modified().expect("mtime");
+        let ns = match t.duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => d.as_nanos() as i128,
+            Err(e) => -(e.duration().as_nanos() as i128),
+        };
+        let rel = e.path().strip_prefix(dir).unwrap().display().to_string();
+        let content = m.is_file().then(|| fs::read(e.path()).unwrap());
+        out.insert(rel, (content, ns.div_euclid(100)));
+    }
+    assert!(!out.is_empty(), "nothing below {}", dir.display());
+    out
+}
+
+/// The night's site backup as the Backup Site Server task leaves it, under `e` (drive E:).
+fn site_backup(e: &Path, night: u64, ok: bool) {
+    let b = e.join("ConfigMgr_Backup");
+    let site = b.join("CENBackup");
+    fs::create_dir_all(site.join("SiteServer/SMSServer/inboxes")).unwrap();
+    fs::create_dir_all(site.join("SiteDBServer")).unwrap();
+    fs::write(
+        site.join("SiteServer/SMSServer/inboxes/site.ctl"),
+        format!("night {night}\r\n"),
+    )
+    .unwrap();
+    fs::write(
+        site.join("SiteDBServer/CM_CEN.mdf"),
+        random_bytes(night, 900_000),
+    )
+    .unwrap();
+    fs::write(
+        site.join("SiteDBServer/CM_CEN_log.ldf"),
+        random_bytes(50 + night, 200_000),
+    )
+    .unwrap();
+    let mut log = String::from(
+        "SMS_SITE_BACKUP started.\r\nSTATMSG: ID=5034 SEV=I LEV=M SOURCE=\"SMS Server\" COMP=\"SMS_SITE_BACKUP\"\r\n",
+    );
+    if ok {
+        log.push_str(
+            "STATMSG: ID=5035 SEV=I LEV=M SOURCE=\"SMS Server\" COMP=\"SMS_SITE_BACKUP\"\r\n",
+        );
+    } else {
+        log.push_str("STATMSG: ID=5043 SEV=E LEV=M SOURCE=\"SMS Server\" COMP=\"SMS_SITE_BACKUP\"\r\nError: the site database could not be backed up.\r\n");
+    }
+    fs::write(b.join("smsbkup.log"), log).unwrap();
+    let lib = e.join("SCCMContentLib/FileLib/4A1B");
+    fs::create_dir_all(&lib).unwrap();
+    fs::write(lib.join("4A1B2C3D"), random_bytes(7, 300_000)).unwrap();
+    fs::create_dir_all(e.join("SCCMContentLib/DataLib")).unwrap();
+    fs::write(
+        e.join("SCCMContentLib/DataLib/CEN00001.INI"),
+        b"[Content]\r\nHash=4A1B2C3D\r\n",
+    )
+    .unwrap();
+}
+
+/// Install sitevault.exe where AfterBackup.bat looks for it, `C:\Program Files\sitevault\`.
+/// A temporary name then a rename: tests running at once never see half an exe.
+fn install(w: &Wine) {
+    let dir = w.prefix.join("drive_c/Program Files/sitevault");
+    fs::create_dir_all(&dir).unwrap();
+    let tmp = dir.join(format!("sitevault.exe.{}", std::process::id()));
+    fs::copy(&w.exe, &tmp).unwrap();
+    fs::rename(&tmp, dir.join("sitevault.exe")).unwrap();
+}
+
+/// Runs AfterBackup.bat the way Configuration Manager would, from a caller that reports the
+/// `%ERRORLEVEL%` it sees; returns (cmd's exit code, that ERRORLEVEL, output).
+fn after_backup(w: &Wine, e: &Path) -> (i32, Option<i32>, WineOut) {
+    let caller = e.join("run-afterbackup.bat");
+    fs::write(
+        &caller,
+        "@echo off\r\ncall \"E:\\ConfigMgr\\inboxes\\smsbkup.box\\AfterBackup.bat\"\r\necho afterbackup errorlevel=%ERRORLEVEL%\r\nexit /b %ERRORLEVEL%\r\n",
+    )
+    .unwrap();
+    let mut c = w.command("cmd");
+    c.args(["/c", "E:\\run-afterbackup.bat"])
+        .env("SITEVAULT_CONFIG", "E:\\sitevault\\sitevault.toml");
+    let o = WineOut::of(&mut c);
+    let level = o
+        .stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("afterbackup errorlevel="))
+        .and_then(|n| n.trim().parse().ok());
+    (o.code, level, o)
+}
+
+#[test]
+fn afterbackup_bat_archives_refuses_and_restores_under_wine() {
+    let Some(w) = Wine::get("afterbackup_bat_archives_refuses_and_restores_under_wine") else {
+        return;
+    };
+    install(&w);
+    let dir = tempfile::tempdir().unwrap();
+    let (e, v, t) = (
+        dir.path().join("e"),
+        dir.path().join("v"),
+        dir.path().join("t"),
+    );
+    // Letters of this test only: tests run at once in one prefix.
+    let _drives = [w.drive('E', &e), w.drive('V', &v), w.drive('T', &t)];
+
+    // The repository's own AfterBackup.bat, byte for byte (CRLF), in the inbox it lives in.
+    let bat = fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/AfterBackup.bat"
+    ))
+    .unwrap();
+    assert!(
+        bat.windows(2).any(|p| p == b"\r\n"),
+        "AfterBackup.bat is CRLF"
+    );
+    fs::create_dir_all(e.join("ConfigMgr/inboxes/smsbkup.box")).unwrap();
+    fs::write(
+        e.join("ConfigMgr/inboxes/smsbkup.box/AfterBackup.bat"),
+        &bat,
+    )
+    .unwrap();
+    fs::create_dir_all(e.join("sitevault")).unwrap();
+    fs::write(
+        e.join("sitevault/sitevault.toml"),
+        "[vault]\r\nrepository = 'V:\\Vault'\r\n[site]\r\ncode = \"CEN\"\r\nbackup_folder = 'E:\\ConfigMgr_Backup\\CENBackup'\r\n[sources]\r\ncontent_library = 'E:\\SCCMContentLib'\r\n[retention]\r\nkeep_last = 5\r\nprune = true\r\n[log]\r\nfile = 'E:\\ConfigMgr_Backup\\sitevault.log'\r\n",
+    )
+    .unwrap();
+    let o = w.sv(&[
+        "init",
+        "--repo",
+        "V:\\Vault",
+        "--kdf-memory-kib",
+        "1024",
+        "--kdf-iterations",
+        "1",
+    ]);
+    assert_eq!(o.code, 0, "{}", o.show());
+    let vault = v.join("Vault");
+    let count = || {
+        let o = run(sv().args(["snapshots", "--json", "--repo", vault.to_str().unwrap()]));
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        serde_json::from_str::<Vec<serde_json::Value>>(&o.stdout)
+            .unwrap()
+            .len()
+    };
+
+    // A good night archives: exit 0 through the batch file, a log, one recovery point.
+    site_backup(&e, 1, true);
+    let (code, level, o) = after_backup(&w, &e);
+    assert_eq!((code, level), (0, Some(0)), "{}", o.show());
+    let log = fs::read_to_string(e.join("ConfigMgr_Backup/sitevault.log")).unwrap();
+    assert!(log.contains("site backup verified"), "{log}");
+    assert!(log.contains("end: ok (exit code 0)"), "{log}");
+    assert!(
+        log.contains("E:\\ConfigMgr_Backup\\CENBackup"),
+        "the log names Windows paths: {log}"
+    );
+    assert_eq!(count(), 1);
+    // What the recovery point holds, mtimes included, to compare restores with.
+    let want_site = tree_state(&e.join("ConfigMgr_Backup/CENBackup"));
+    let want_lib = tree_state(&e.join("SCCMContentLib"));
+
+    // A failed night is refused: the batch file sees ERRORLEVEL 1, nothing is archived, and
+    // the log says why.
+    site_backup(&e, 2, false);
+    let (code, level, o) = after_backup(&w, &e);
+    assert_eq!((code, level), (1, Some(1)), "{}", o.show());
+    let log = fs::read_to_string(e.join("ConfigMgr_Backup/sitevault.log")).unwrap();
+    assert!(log.contains("end: refused (exit code 1)"), "{log}");
+    assert_eq!(count(), 1);
+
+    // The site is lost: restore --original puts every file back at its E:\ path.
+    fs::remove_dir_all(e.join("ConfigMgr_Backup/CENBackup")).unwrap();
+    fs::remove_dir_all(e.join("SCCMContentLib")).unwrap();
+    let o = w.sv(&["restore", "latest", "--repo", "V:\\Vault", "--original"]);
+    assert_eq!(o.code, 0, "{}", o.show());
+    assert_eq!(tree_state(&e.join("ConfigMgr_Backup/CENBackup")), want_site);
+    assert_eq!(tree_state(&e.join("SCCMContentLib")), want_lib);
+
+    // --target maps E:\x to <target>\E\x.
+    let o = w.sv(&[
+        "restore",
+        "latest",
+        "--repo",
+        "V:\\Vault",
+        "--target",
+        "T:\\restore",
+    ]);
+    assert_eq!(o.code, 0, "{}", o.show());
+    assert_eq!(
+        tree_state(&t.join("restore/E/ConfigMgr_Backup/CENBackup")),
+        want_site
+    );
+    assert_eq!(tree_state(&t.join("restore/E/SCCMContentLib")), want_lib);
+}
