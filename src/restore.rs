@@ -573,6 +573,11 @@ fn write_file(
         // No fsync per file: a restore interrupted by power loss is simply run again.
         drop(f);
         apply_metadata(&tmp, node, false)?;
+        // Windows refuses to replace a read-only file; the new one carries its own attributes.
+        #[cfg(windows)]
+        if fs::symlink_metadata(path).is_ok_and(|m| m.permissions().readonly()) {
+            set_attributes(path, 0)?;
+        }
         fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
     })();
     if result.is_err() {
@@ -762,6 +767,12 @@ fn apply_metadata(path: &Path, node: &Node, is_link: bool) -> Result<()> {
                 .map_err(|e| Error::io(path, e))?;
         }
     }
+    // A read-only file cannot take a new mtime (that opens it for writing): clear the attribute
+    // first; the snapshot's attributes go on last.
+    #[cfg(windows)]
+    if !is_link {
+        set_attributes(path, 0)?;
+    }
     let secs = node.mtime_ns.div_euclid(1_000_000_000);
     let nanos = node.mtime_ns.rem_euclid(1_000_000_000) as u32;
     let t = filetime::FileTime::from_unix_time(secs, nanos);
@@ -770,5 +781,39 @@ fn apply_metadata(path: &Path, node: &Node, is_link: bool) -> Result<()> {
     } else {
         filetime::set_file_mtime(path, t)
     };
-    r.map_err(|e| Error::io(path, e))
+    r.map_err(|e| Error::io(path, e))?;
+    #[cfg(windows)]
+    if let (Some(a), false) = (node.win_attrs, is_link) {
+        set_attributes(path, a)?;
+    }
+    Ok(())
+}
+
+/// Set the Windows attributes a restore may set (read-only, hidden, system, archive, temporary,
+/// not content-indexed) from `attrs`; the others (directory, compressed, reparse point, ...)
+/// describe what the entry is, not something to set.
+#[cfg(windows)]
+fn set_attributes(path: &Path, attrs: u32) -> Result<()> {
+    use std::os::windows::ffi::OsStrExt;
+    use windows_sys::Win32::Storage::FileSystem::{
+        FILE_ATTRIBUTE_ARCHIVE, FILE_ATTRIBUTE_HIDDEN, FILE_ATTRIBUTE_NORMAL,
+        FILE_ATTRIBUTE_NOT_CONTENT_INDEXED, FILE_ATTRIBUTE_READONLY, FILE_ATTRIBUTE_SYSTEM,
+        FILE_ATTRIBUTE_TEMPORARY, SetFileAttributesW,
+    };
+    let settable = FILE_ATTRIBUTE_READONLY
+        | FILE_ATTRIBUTE_HIDDEN
+        | FILE_ATTRIBUTE_SYSTEM
+        | FILE_ATTRIBUTE_ARCHIVE
+        | FILE_ATTRIBUTE_TEMPORARY
+        | FILE_ATTRIBUTE_NOT_CONTENT_INDEXED;
+    let want = match attrs & settable {
+        0 => FILE_ATTRIBUTE_NORMAL,
+        a => a,
+    };
+    let wide: Vec<u16> = path.as_os_str().encode_wide().chain([0]).collect();
+    // SAFETY: `wide` is a NUL-terminated UTF-16 path that outlives the call.
+    if unsafe { SetFileAttributesW(wide.as_ptr(), want) } == 0 {
+        return Err(Error::io(path, std::io::Error::last_os_error()));
+    }
+    Ok(())
 }

@@ -310,3 +310,115 @@ fn afterbackup_bat_archives_refuses_and_restores_under_wine() {
     );
     assert_eq!(tree_state(&t.join("restore/E/SCCMContentLib")), want_lib);
 }
+
+/// The R, H and S letters `attrib` shows for each entry directly in `dir_win` (a Windows path).
+fn attributes(w: &Wine, dir_win: &str) -> std::collections::BTreeMap<String, String> {
+    let mut c = w.command("cmd");
+    c.args(["/c", &format!("attrib /d {dir_win}\\*")]);
+    let o = WineOut::of(&mut c);
+    assert_eq!(o.code, 0, "{}", o.show());
+    o.stdout
+        .lines()
+        .filter_map(|l| {
+            let (flags, path) = l.split_at(l.find(dir_win)?);
+            let name = path.rsplit('\\').next()?.to_string();
+            let f: String = flags.chars().filter(|c| "RHS".contains(*c)).collect();
+            Some((name, f))
+        })
+        .collect()
+}
+
+/// Read-only, hidden and system attributes are archived and restored, under --target and over
+/// the original files (a read-only file is replaced, and stays read-only).
+#[test]
+fn windows_attributes_are_archived_and_restored_under_wine() {
+    let Some(w) = Wine::get("windows_attributes_are_archived_and_restored_under_wine") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("p");
+    let _drive = w.drive('P', &p);
+    let src = p.join("site");
+    fs::create_dir_all(src.join("hiddendir")).unwrap();
+    for (name, data) in [
+        ("ro.txt", "read-only\r\n"),
+        ("hid.txt", "hidden\r\n"),
+        ("sys.txt", "system\r\n"),
+        ("plain.txt", "plain\r\n"),
+        ("hiddendir/inner.txt", "inner\r\n"),
+    ] {
+        fs::write(src.join(name), data).unwrap();
+    }
+    // Wine's attrib applies one change per call.
+    let mut c = w.command("cmd");
+    c.args([
+        "/c",
+        "attrib +r P:\\site\\ro.txt & attrib +h P:\\site\\hid.txt & attrib +s P:\\site\\sys.txt & attrib +h /d P:\\site\\hiddendir",
+    ]);
+    let o = WineOut::of(&mut c);
+    assert_eq!(o.code, 0, "{}", o.show());
+    let want = attributes(&w, "P:\\site");
+    let expect: std::collections::BTreeMap<String, String> = [
+        ("hid.txt", "H"),
+        ("hiddendir", "H"),
+        ("plain.txt", ""),
+        ("ro.txt", "R"),
+        ("sys.txt", "S"),
+    ]
+    .into_iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(want, expect, "attrib set them");
+
+    for args in [
+        &[
+            "init",
+            "--repo",
+            "P:\\vault",
+            "--kdf-memory-kib",
+            "1024",
+            "--kdf-iterations",
+            "1",
+        ][..],
+        &["backup", "--repo", "P:\\vault", "P:\\site"],
+        &[
+            "restore",
+            "latest",
+            "--repo",
+            "P:\\vault",
+            "--target",
+            "P:\\out",
+        ],
+    ] {
+        let o = w.sv(args);
+        assert_eq!(o.code, 0, "{args:?}: {}", o.show());
+    }
+    assert_eq!(attributes(&w, "P:\\out\\P\\site"), expect);
+    assert_eq!(
+        fs::read(p.join("out/P/site/hiddendir/inner.txt")).unwrap(),
+        b"inner\r\n"
+    );
+
+    // Over the originals: the changed read-only file is replaced and stays read-only.
+    let ro = src.join("ro.txt");
+    let mut perm = fs::metadata(&ro).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perm.set_readonly(false);
+    fs::set_permissions(&ro, perm).unwrap();
+    fs::write(&ro, "changed\r\n").unwrap();
+    let mut perm = fs::metadata(&ro).unwrap().permissions();
+    perm.set_readonly(true);
+    fs::set_permissions(&ro, perm).unwrap();
+    let o = w.sv(&[
+        "restore",
+        "latest",
+        "--repo",
+        "P:\\vault",
+        "--original",
+        "--if-exists",
+        "overwrite",
+    ]);
+    assert_eq!(o.code, 0, "{}", o.show());
+    assert_eq!(fs::read(&ro).unwrap(), b"read-only\r\n");
+    assert_eq!(attributes(&w, "P:\\site"), expect);
+}
