@@ -141,9 +141,10 @@ pub fn local_name(name: &[u8]) -> Result<OsString> {
 
 /// One path component to create on this platform. Names are checked again here, not only
 /// when trees are decoded, because a forged tree must never write outside the destination.
+/// On Windows a name another platform allows but Windows does not (`a:b`, `what?`, `CON`,
+/// `name.`) is refused with [`Error::InvalidInput`] naming the reason, never changed.
 fn component(name: &[u8]) -> Result<OsString> {
-    let bad_here: &[u8] = if cfg!(windows) { b"/\\:\0" } else { b"/\0" };
-    if name.is_empty() || name == b"." || name == b".." || name.iter().any(|b| bad_here.contains(b))
+    if name.is_empty() || name == b"." || name == b".." || name.iter().any(|b| b"/\0".contains(b))
     {
         return Err(Error::corrupt(
             "snapshot tree",
@@ -153,7 +154,47 @@ fn component(name: &[u8]) -> Result<OsString> {
             ),
         ));
     }
+    if cfg!(windows)
+        && let Some(why) = windows_name_problem(name)
+    {
+        return Err(Error::InvalidInput(format!(
+            "name {:?} cannot be created on Windows ({why}); restore it on Linux, or leave it out with --exclude",
+            String::from_utf8_lossy(name)
+        )));
+    }
     local_name(name)
+}
+
+/// Why `name` cannot be a file or folder name on Windows, if it cannot: Windows forbids
+/// `< > : " / \ | ? *` and control characters, drops trailing dots and spaces (two names
+/// would become one), and keeps device names (`CON`, `NUL.txt`, `com1`) for devices.
+pub fn windows_name_problem(name: &[u8]) -> Option<String> {
+    if let Some(&b) = name
+        .iter()
+        .find(|&&b| b < 0x20 || b"<>:\"/\\|?*".contains(&b))
+    {
+        return Some(if b < 0x20 {
+            format!("control character 0x{b:02x}")
+        } else {
+            format!("the character {:?}", b as char)
+        });
+    }
+    if let Some(&last) = name.last()
+        && (last == b'.' || last == b' ')
+    {
+        return Some(format!(
+            "it ends with {}",
+            if last == b'.' { "a dot" } else { "a space" }
+        ));
+    }
+    let stem = name.split(|&b| b == b'.').next().unwrap_or(name);
+    let stem = String::from_utf8_lossy(stem).trim_end().to_ascii_uppercase();
+    let device = matches!(stem.as_str(), "CON" | "PRN" | "AUX" | "NUL")
+        || (stem.len() == 4
+            && (stem.starts_with("COM") || stem.starts_with("LPT"))
+            && stem.as_bytes()[3].is_ascii_digit()
+            && stem.as_bytes()[3] != b'0');
+    device.then(|| format!("{stem} is a device name"))
 }
 
 /// The volume of a Windows path: `Drive('E')` for `E:`, `Unc(server, share)` for `\\server\share`.
@@ -301,6 +342,34 @@ mod tests {
             PathStyle::Windows.join(&[b"\\\\srv\\share", b"a"]),
             b"\\\\srv\\share\\a"
         );
+    }
+
+    #[test]
+    fn names_windows_cannot_hold() {
+        for (name, why) in [
+            ("a:b.txt", "the character ':'"),
+            ("what?.log", "the character '?'"),
+            ("x\"y", "the character '\"'"),
+            ("a\\b", "the character '\\\\'"),
+            ("pipe|", "the character '|'"),
+            ("tab\there", "control character 0x09"),
+            ("name.", "ends with a dot"),
+            ("name ", "ends with a space"),
+            ("CON", "CON is a device name"),
+            ("nul.txt", "NUL is a device name"),
+            ("Com1.log", "COM1 is a device name"),
+            ("lpt9", "LPT9 is a device name"),
+            ("aux .x", "AUX is a device name"),
+        ] {
+            let got = windows_name_problem(name.as_bytes());
+            assert!(
+                got.as_deref().is_some_and(|g| g.contains(why)),
+                "{name:?}: {got:?}, want {why:?}"
+            );
+        }
+        for ok in ["café.txt", "CON1", "COM0", "console", ".hidden", "a.b.c", "LPT", "Scupdb.sdf"] {
+            assert_eq!(windows_name_problem(ok.as_bytes()), None, "{ok:?}");
+        }
     }
 
     #[test]

@@ -176,14 +176,32 @@ fn restore_entries(
         .flat_map(|(e, _)| (1..e.components.len()).map(move |n| &e.components[..n]))
         .collect();
     let mut planned: Vec<Item> = Vec::with_capacity(entries.len());
+    // Entries whose name this platform cannot hold (a Linux name like `a:b` on Windows): each is
+    // reported with everything below it, and the rest is restored.
+    let mut unplaceable: Vec<String> = Vec::new();
+    let mut skipped: Vec<&[Vec<u8>]> = Vec::new();
     for (e, sel) in entries.iter().zip(&selected) {
         let only_parent = !sel && e.node.is_dir() && parents.contains(e.components.as_slice());
         if !sel && !only_parent {
             continue;
         }
+        if skipped.iter().any(|p| e.components.starts_with(p)) {
+            continue;
+        }
         let path = match &opts.dest {
-            Destination::Target(dir) => paths::under_target(dir, style, &e.comps())?,
-            Destination::Original => paths::original(style, &e.comps())?,
+            Destination::Target(dir) => paths::under_target(dir, style, &e.comps()),
+            Destination::Original => paths::original(style, &e.comps()),
+        };
+        let path = match path {
+            Ok(p) => p,
+            Err(Error::InvalidInput(why)) if why.contains("cannot be created on") => {
+                let shown = String::from_utf8_lossy(&style.join(&e.comps())).into_owned();
+                let below = if e.node.is_dir() { " (and everything below it)" } else { "" };
+                unplaceable.push(format!("{shown}{below}: {why}"));
+                skipped.push(&e.components);
+                continue;
+            }
+            Err(err) => return Err(err),
         };
         planned.push(Item {
             path,
@@ -197,7 +215,7 @@ fn restore_entries(
         fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
 
-    let errors = Mutex::new(Vec::new());
+    let errors = Mutex::new(unplaceable);
     let fail = |path: &Path, e: &dyn std::fmt::Display| {
         errors
             .lock()

@@ -422,3 +422,72 @@ fn windows_attributes_are_archived_and_restored_under_wine() {
     assert_eq!(fs::read(&ro).unwrap(), b"read-only\r\n");
     assert_eq!(attributes(&w, "P:\\site"), expect);
 }
+
+/// A snapshot taken on Linux holds names Windows cannot: restoring it under Windows names each
+/// one with the reason and exit code 1, and restores everything else.
+#[test]
+fn names_windows_cannot_hold_are_named_not_lost_under_wine() {
+    let Some(w) = Wine::get("names_windows_cannot_hold_are_named_not_lost_under_wine") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let l = dir.path().join("l");
+    let src = l.join("site");
+    fs::create_dir_all(src.join("dir.")).unwrap();
+    fs::create_dir_all(src.join("good")).unwrap();
+    for name in [
+        "a:b.txt",
+        "what?.log",
+        "CON",
+        "dir./inside.txt",
+        "good/ok.txt",
+        "ok.txt",
+    ] {
+        fs::write(src.join(name), name).unwrap();
+    }
+    let vault = l.join("vault");
+    crate::common::init_vault(&vault);
+    let o = run(sv().args([
+        "backup",
+        "--repo",
+        vault.to_str().unwrap(),
+        src.to_str().unwrap(),
+    ]));
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let _drive = w.drive('L', &l);
+    let o = w.sv(&[
+        "restore",
+        "latest",
+        "--json",
+        "--repo",
+        "L:\\vault",
+        "--target",
+        "L:\\out",
+    ]);
+    assert_eq!(o.code, 1, "{}", o.show());
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    let errors: Vec<String> = v["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(errors.len(), 4, "{errors:#?}");
+    for (name, why) in [
+        ("a:b.txt", "the character ':'"),
+        ("what?.log", "the character '?'"),
+        ("CON", "CON is a device name"),
+        ("dir. (and everything below it)", "ends with a dot"),
+    ] {
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains(&format!("/{name}: ")) && e.contains(why)),
+            "{name}: {errors:#?}"
+        );
+    }
+    let out = l.join("out").join(src.strip_prefix("/").unwrap());
+    assert_eq!(fs::read(out.join("ok.txt")).unwrap(), b"ok.txt");
+    assert_eq!(fs::read(out.join("good/ok.txt")).unwrap(), b"good/ok.txt");
+    assert!(!out.join("dir.").exists() && !out.join("dir").exists());
+}
