@@ -12,7 +12,8 @@
 # .ci/windows/processprng.c is copied into the Wine prefix's system32, and nowhere else: never
 # ship it, never put it next to sitevault.exe.
 #
-# Sourced: exports into the caller SITEVAULT_WINE_EXE (the built exe), WINEPREFIX, WINEDEBUG
+# Sourced: exports into the caller SITEVAULT_WINE_EXE (the built exe), SITEVAULT_WINE_HOLDOPEN
+#   (a test-only program that holds a file open without sharing), WINEPREFIX, WINEDEBUG
 #   and WINEDLLOVERRIDES, and defines sitevault_windows_stop, which stops the prefix's
 #   wineserver and removes the temp dir. Note: sourcing turns on `set -euo pipefail` in the
 #   caller, and a failure exits it.
@@ -242,6 +243,18 @@ _sitevault_windows_main() {
     _svw_log "built the bcryptprimitives.dll stand-in: $dll"
   fi
 
+  # 3b. A TEST-ONLY program that holds a file open with no sharing (tests/it/wine.rs).
+  local hsrc=$root/.ci/windows/holdopen.c hold=$cache/holdopen.exe
+  if [[ -f "$hold" && "$hold" -nt "$hsrc" ]]; then
+    _svw_log "holdopen.exe already built: $hold"
+  else
+    _svw_quiet "$tmp/holdopen.log" x86_64-w64-mingw32-gcc -municode -O2 -s -Wall -Werror \
+      -o "$hold.new" "$hsrc"
+    mv "$hold.new" "$hold"
+    _svw_log "built holdopen.exe: $hold"
+  fi
+  SITEVAULT_WINE_HOLDOPEN=$hold
+
   # 4. The Wine prefix: 64-bit, no Mono/Gecko prompts, no display.
   export WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml=" WINEARCH=win64
   export WINEPREFIX=${SITEVAULT_WINEPREFIX:-$tmp/prefix}
@@ -303,6 +316,7 @@ _sitevault_windows_main() {
   local envfile=${SITEVAULT_CI_ENV:-$tmp/windows.env} kv
   local -a vars=(
     "SITEVAULT_WINE_EXE=$SITEVAULT_WINE_EXE"
+    "SITEVAULT_WINE_HOLDOPEN=$SITEVAULT_WINE_HOLDOPEN"
     "WINEPREFIX=$WINEPREFIX"
     "WINEDEBUG=$WINEDEBUG"
     "WINEDLLOVERRIDES=$WINEDLLOVERRIDES"

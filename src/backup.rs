@@ -596,10 +596,18 @@ impl Session<'_> {
     }
 
     fn archive_file(&self, path: &Path, name: Vec<u8>, meta: &Metadata) -> Result<Option<Node>> {
-        let unreadable = |e: std::io::Error| {
+        let started = Instant::now();
+        let unreadable = |e: std::io::Error, tries: usize| {
+            let error = match tries {
+                1 => e.to_string(),
+                n => format!(
+                    "{e} (still so after {n} tries over {:.1} s)",
+                    started.elapsed().as_secs_f64()
+                ),
+            };
             self.warn(Warning::Unreadable {
                 path: path.to_path_buf(),
-                error: e.to_string(),
+                error,
             });
             Ok(None)
         };
@@ -617,7 +625,7 @@ impl Session<'_> {
                     std::thread::sleep(LOCK_RETRIES[attempt]);
                     attempt += 1;
                 }
-                Err(ChunkError::Io(e)) => return unreadable(e),
+                Err(ChunkError::Io(e)) => return unreadable(e, attempt + 1),
                 Err(ChunkError::Vault(e)) => return Err(e),
             }
         };
