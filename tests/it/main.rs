@@ -16,3 +16,4 @@ mod restore_options;
 mod roundtrip;
 mod vectors;
 mod wine;
+mod wine_cross;

@@ -88,7 +88,7 @@ pub struct WineOut {
 impl WineOut {
     /// Output goes to files, not pipes: a wineserver started by this call keeps its stderr
     /// open for ~3 s after the program ends, and reading a pipe to its end would wait for that.
-    fn of(c: &mut Command) -> WineOut {
+    pub fn of(c: &mut Command) -> WineOut {
         let (out, err) = (tempfile::tempfile().unwrap(), tempfile::tempfile().unwrap());
         let status = c
             .stdout(out.try_clone().unwrap())
