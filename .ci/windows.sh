@@ -312,6 +312,24 @@ _sitevault_windows_main() {
   rm -f "$WINEPREFIX/dosdevices/x:"
   unset SITEVAULT_PASSWORD
 
+  # 7b. The library's unit tests, built for Windows and run under Wine: the #[cfg(windows)]
+  # ones (real Windows path parsing: drive letters, UNC shares, \\?\ long paths) run only here.
+  t=$(date +%s%N)
+  _svw_quiet "$tmp/unit-build.log" cargo test --release --lib --target x86_64-pc-windows-gnu \
+    --no-run --message-format=json --manifest-path "$root/Cargo.toml"
+  local unit
+  unit=$(grep '"executable":"[^"]*sitevault[^"]*\.exe"' "$tmp/unit-build.log" |
+    sed 's/.*"executable":"\([^"]*\)".*/\1/' | tail -n 1)
+  _svw_log "cargo test --lib --target x86_64-pc-windows-gnu --no-run took $(_svw_since "$t")s"
+  if [[ -z "$unit" ]]; then
+    _svw_check FAIL "no unit-test exe in the build output ($tmp/unit-build.log)"
+  elif timeout 600 wine "$unit" >"$tmp/unit.log" 2>&1 </dev/null; then
+    _svw_check ok "library unit tests under Wine: $(grep -a '^test result' "$tmp/unit.log" | tr -d '\r')"
+  else
+    _svw_check FAIL "library unit tests under Wine failed:"
+    grep -a -E 'FAILED|panicked|^test result' "$tmp/unit.log" | head -n 40 >&2
+  fi
+
   # 8. The environment for later test code.
   local envfile=${SITEVAULT_CI_ENV:-$tmp/windows.env} kv
   local -a vars=(

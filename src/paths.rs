@@ -344,6 +344,38 @@ mod tests {
         );
     }
 
+    /// Real Windows path parsing (run under Wine in CI): drive letters, UNC shares and the
+    /// `\\?\` long-path forms all become the same root-tree components, and come back as a
+    /// path naming the same place, also beyond 260 characters.
+    #[cfg(windows)]
+    #[test]
+    fn windows_path_components() {
+        let c = |p: &str| components(Path::new(p)).unwrap();
+        let back = |comps: &[Vec<u8>]| {
+            let refs: Vec<&[u8]> = comps.iter().map(|v| v.as_slice()).collect();
+            original(PathStyle::Windows, &refs).unwrap()
+        };
+        assert_eq!(
+            c(r"e:\SCCMContentLib\x"),
+            [&b"E:"[..], b"SCCMContentLib", b"x"].map(|b| b.to_vec())
+        );
+        assert_eq!(
+            c(r"\\srv01\Share$\Sources"),
+            [&b"\\\\srv01\\Share$"[..], b"Sources"].map(|b| b.to_vec())
+        );
+        assert_eq!(c(r"\\?\E:\a\b"), c(r"E:\a\b"));
+        assert_eq!(c(r"\\?\UNC\srv01\Share$\a"), c(r"\\srv01\Share$\a"));
+        assert_eq!(
+            back(&c(r"\\srv01\Share$\Sources\App")),
+            PathBuf::from(r"\\srv01\Share$\Sources\App")
+        );
+        let long = format!(r"E:\{}", vec!["d".repeat(50); 8].join("\\"));
+        assert!(long.len() > 260);
+        assert_eq!(c(&long).len(), 9);
+        assert_eq!(back(&c(&long)), PathBuf::from(&long));
+        assert_eq!(back(&c(&format!(r"\\?\{long}"))), PathBuf::from(&long));
+    }
+
     #[test]
     fn names_windows_cannot_hold() {
         for (name, why) in [
