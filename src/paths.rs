@@ -144,8 +144,7 @@ pub fn local_name(name: &[u8]) -> Result<OsString> {
 /// On Windows a name another platform allows but Windows does not (`a:b`, `what?`, `CON`,
 /// `name.`) is refused with [`Error::InvalidInput`] naming the reason, never changed.
 fn component(name: &[u8]) -> Result<OsString> {
-    if name.is_empty() || name == b"." || name == b".." || name.iter().any(|b| b"/\0".contains(b))
-    {
+    if name.is_empty() || name == b"." || name == b".." || name.iter().any(|b| b"/\0".contains(b)) {
         return Err(Error::corrupt(
             "snapshot tree",
             format!(
@@ -188,7 +187,9 @@ pub fn windows_name_problem(name: &[u8]) -> Option<String> {
         ));
     }
     let stem = name.split(|&b| b == b'.').next().unwrap_or(name);
-    let stem = String::from_utf8_lossy(stem).trim_end().to_ascii_uppercase();
+    let stem = String::from_utf8_lossy(stem)
+        .trim_end()
+        .to_ascii_uppercase();
     let device = matches!(stem.as_str(), "CON" | "PRN" | "AUX" | "NUL")
         || (stem.len() == 4
             && (stem.starts_with("COM") || stem.starts_with("LPT"))
@@ -399,7 +400,16 @@ mod tests {
                 "{name:?}: {got:?}, want {why:?}"
             );
         }
-        for ok in ["café.txt", "CON1", "COM0", "console", ".hidden", "a.b.c", "LPT", "Scupdb.sdf"] {
+        for ok in [
+            "café.txt",
+            "CON1",
+            "COM0",
+            "console",
+            ".hidden",
+            "a.b.c",
+            "LPT",
+            "Scupdb.sdf",
+        ] {
             assert_eq!(windows_name_problem(ok.as_bytes()), None, "{ok:?}");
         }
     }

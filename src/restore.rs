@@ -196,7 +196,11 @@ fn restore_entries(
             Ok(p) => p,
             Err(Error::InvalidInput(why)) if why.contains("cannot be created on") => {
                 let shown = String::from_utf8_lossy(&style.join(&e.comps())).into_owned();
-                let below = if e.node.is_dir() { " (and everything below it)" } else { "" };
+                let below = if e.node.is_dir() {
+                    " (and everything below it)"
+                } else {
+                    ""
+                };
                 unplaceable.push(format!("{shown}{below}: {why}"));
                 skipped.push(&e.components);
                 continue;
