@@ -571,3 +571,80 @@ fn a_file_held_open_without_sharing_is_retried_then_reported_under_wine() {
     assert!(o.stdout.contains("H:\\site\\other.txt"), "{}", o.show());
     assert!(!o.stdout.contains("CM_CEN.mdf"), "{}", o.show());
 }
+
+/// Paths longer than MAX_PATH (260 characters) back up and restore, to --target and to their
+/// original place; the same folder named twice in different letter case is archived once.
+#[test]
+fn long_paths_and_case_insensitive_sources_under_wine() {
+    let Some(w) = Wine::get("long_paths_and_case_insensitive_sources_under_wine") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let g = dir.path().join("g");
+    let _drive = w.drive('G', &g);
+    let deep: Vec<String> = (0..6)
+        .map(|i| format!("folder-{i}-{}", "x".repeat(40)))
+        .collect();
+    let deep_rel = deep.join("/");
+    let leaf = g.join("Site").join(&deep_rel).join("Scupdb.sdf");
+    fs::create_dir_all(leaf.parent().unwrap()).unwrap();
+    fs::write(&leaf, random_bytes(11, 50_000)).unwrap();
+    fs::write(g.join("Site/top.txt"), "top\r\n").unwrap();
+    let win_leaf = format!("G:\\Site\\{}\\Scupdb.sdf", deep.join("\\"));
+    assert!(win_leaf.len() > 260, "{}", win_leaf.len());
+    let want = tree_state(&g.join("Site"));
+    for args in [
+        &[
+            "init",
+            "--repo",
+            "G:\\vault",
+            "--kdf-memory-kib",
+            "1024",
+            "--kdf-iterations",
+            "1",
+        ][..],
+        // The same folder twice, in different case: one entry in the snapshot.
+        &[
+            "backup",
+            "--json",
+            "--repo",
+            "G:\\vault",
+            "G:\\Site",
+            "g:\\SITE",
+        ],
+    ] {
+        let o = w.sv(args);
+        assert_eq!(o.code, 0, "{args:?}: {}", o.show());
+    }
+    let o = w.sv(&["ls", "--repo", "G:\\vault", "latest"]);
+    assert_eq!(o.code, 0, "{}", o.show());
+    assert_eq!(
+        o.stdout.lines().filter(|l| l.ends_with("top.txt")).count(),
+        1,
+        "{}",
+        o.stdout
+    );
+    assert!(o.stdout.contains(&win_leaf), "{}", o.stdout);
+
+    let o = w.sv(&[
+        "restore",
+        "latest",
+        "--repo",
+        "G:\\vault",
+        "--target",
+        "G:\\out",
+    ]);
+    assert_eq!(o.code, 0, "{}", o.show());
+    assert_eq!(tree_state(&g.join("out/G/Site")), want);
+    fs::remove_dir_all(g.join("Site")).unwrap();
+    let o = w.sv(&[
+        "restore",
+        "latest",
+        "--repo",
+        "G:\\vault",
+        "--original",
+        "--verify",
+    ]);
+    assert_eq!(o.code, 0, "{}", o.show());
+    assert_eq!(tree_state(&g.join("Site")), want);
+}
