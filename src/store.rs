@@ -328,16 +328,7 @@ impl ObjectStoreBackend {
             crate::size::parse_size(v)
                 .map_err(|e| Error::InvalidInput(format!("repository {repo}: {k}: {e}")))
         };
-        let count = |k: &str, v: &str| {
-            v.parse()
-                .ok()
-                .filter(|n| (1..=64).contains(n))
-                .ok_or_else(|| {
-                    Error::InvalidInput(format!(
-                        "repository {repo}: {k}={v:?}: give a number from 1 to 64"
-                    ))
-                })
-        };
+        let count = |k: &str, v: &str| parse_count(repo, k, v);
         for (k, v) in &options.explicit {
             match k.as_str() {
                 "connections" => connections = count(k, v)?,
@@ -490,6 +481,18 @@ impl ObjectStoreBackend {
     }
 }
 
+/// A connection count option: 1 to 64.
+fn parse_count(repo: &str, k: &str, v: &str) -> Result<usize> {
+    v.parse()
+        .ok()
+        .filter(|n| (1..=64).contains(n))
+        .ok_or_else(|| {
+            Error::InvalidInput(format!(
+                "repository {repo}: {k}={v:?}: give a number from 1 to 64"
+            ))
+        })
+}
+
 /// Defaults that options may override: a create-only upload is not retried after a timeout
 /// (it is not idempotent), so a whole pack must fit in one request's time even on a slow uplink.
 fn client_options() -> object_store::ClientOptions {
@@ -623,9 +626,23 @@ impl Store for ObjectStoreBackend {
 /// `az://container/prefix` (also `azure://`). `options` configure cloud backends.
 pub fn open_store(repo: &str, create: bool, options: &StoreOptions) -> Result<Arc<dyn Store>> {
     match Location::parse(repo)? {
-        Location::Folder(dir) => Ok(Arc::new(CountingStore::new(Arc::new(
-            ObjectStoreBackend::local(&dir, create)?,
-        )))),
+        Location::Folder(dir) => {
+            let mut local = ObjectStoreBackend::local(&dir, create)?;
+            // Only the transfer limits mean anything for a folder; a cloud key given for one
+            // is a mistake worth naming (environment variables are other tools' business).
+            for (k, v) in &options.explicit {
+                match k.as_str() {
+                    "connections" => local.connections = parse_count(repo, k, v)?,
+                    "download_connections" => local.downloads = parse_count(repo, k, v)?,
+                    _ => {
+                        return Err(Error::InvalidInput(format!(
+                            "repository {repo} is a folder: option {k:?} applies only to s3:// and az:// vaults"
+                        )));
+                    }
+                }
+            }
+            Ok(Arc::new(CountingStore::new(Arc::new(local))))
+        }
         loc => Ok(Arc::new(CountingStore::new(Arc::new(
             ObjectStoreBackend::cloud(repo, &loc, options)?,
         )))),

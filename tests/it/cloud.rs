@@ -327,6 +327,31 @@ fn storage_limits_outside_the_services_ranges_are_refused() {
         assert_eq!(o.code, 1, "{opt}: {}", o.stderr);
         assert!(o.stderr.contains(needle), "{opt}: {}", o.stderr);
     }
+    // A folder vault takes the transfer limits and names any cloud key as a mistake.
+    let dir = tempfile::tempdir().unwrap();
+    let vault = dir.path().join("vault");
+    crate::common::init_vault(&vault);
+    let o = run(sv()
+        .args([
+            "snapshots",
+            "-o",
+            "connections=4",
+            "-o",
+            "download_connections=6",
+            "--repo",
+        ])
+        .arg(&vault));
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let o = run(sv()
+        .args(["snapshots", "-o", "aws_region=eu-west-1", "--repo"])
+        .arg(&vault));
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(
+        o.stderr
+            .contains("is a folder: option \"aws_region\" applies only to s3:// and az:// vaults"),
+        "{}",
+        o.stderr
+    );
 }
 
 /// Two site servers back up into one bucket at the same moment, sharing much of their data (so
