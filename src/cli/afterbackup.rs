@@ -440,11 +440,12 @@ fn copy_to(
     let r = sitevault::copy::copy(vault, &dst, &wanted, &|| shared.check())?;
     shared.release()?;
     log.info(&format!(
-        "copy to {target}: {} recovery point(s) copied, {} already there, {} new packs ({})",
+        "copy to {target}: {} recovery point(s) copied, {} already there, {} new packs ({}); {}",
         r.copied.len(),
         r.already_there.len(),
         r.packs_added,
-        output::bytes(r.bytes_added)
+        output::bytes(r.bytes_added),
+        super::commands::requests_line(&dst.store().requests())
     ));
     let retention = match &cfg.retention {
         Some(ret) => Some(apply_retention(
