@@ -458,7 +458,13 @@ fn copy_to(
         )?),
         None => None,
     };
-    Ok(json!({"target": target, "ok": true, "copy": r, "retention": retention}))
+    Ok(json!({
+        "target": target,
+        "ok": true,
+        "copy": r,
+        "retention": retention,
+        "requests": dst.store().requests(),
+    }))
 }
 
 /// How to open `repo` for this job: the config's password file (else SITEVAULT_PASSWORD_FILE,

@@ -392,6 +392,10 @@ fn afterbackup_archives_to_azure_and_copies_to_s3() {
     let v = json(&["afterbackup", "--json", "--config", job.to_str().unwrap()]);
     assert_eq!(v["outcome"], "ok", "{v}");
     assert_eq!(v["copies"][0]["ok"], true, "{v}");
+    assert!(
+        v["copies"][0]["requests"]["puts"].as_u64().unwrap() >= 3,
+        "{v}"
+    );
     assert_eq!(times(&az_repo).len(), 1);
     assert_eq!(times(&s3_repo).len(), 1);
     assert_latest_restores(&s3_repo, &site, root);
