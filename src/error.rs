@@ -36,6 +36,8 @@ pub enum ErrorKind {
     LockLost,
     /// The Configuration Manager site backup did not complete (or cannot be shown to have).
     SiteBackupFailed,
+    /// A name in a snapshot cannot be created on this platform (`a:b` on Windows).
+    NameNotAllowed,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +94,14 @@ pub enum Error {
         "the site backup in {folder} is not verified good: {reason}; nothing was archived and no recovery point was removed"
     )]
     SiteBackupFailed { folder: PathBuf, reason: String },
+    #[error(
+        "name {name:?} cannot be created on {platform} ({reason}); restore it on another platform, or leave it out with --exclude"
+    )]
+    NameNotAllowed {
+        name: String,
+        platform: &'static str,
+        reason: String,
+    },
 }
 
 impl Error {
@@ -112,6 +122,7 @@ impl Error {
             Error::Locked { .. } => ErrorKind::Locked,
             Error::LockLost { .. } => ErrorKind::LockLost,
             Error::SiteBackupFailed { .. } => ErrorKind::SiteBackupFailed,
+            Error::NameNotAllowed { .. } => ErrorKind::NameNotAllowed,
         }
     }
 

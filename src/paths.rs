@@ -130,11 +130,10 @@ pub fn local_name(name: &[u8]) -> Result<OsString> {
     {
         String::from_utf8(name.to_vec())
             .map(OsString::from)
-            .map_err(|_| {
-                Error::InvalidInput(format!(
-                    "name {:?} is not valid UTF-8 and cannot be created on this platform",
-                    String::from_utf8_lossy(name)
-                ))
+            .map_err(|_| Error::NameNotAllowed {
+                name: String::from_utf8_lossy(name).into_owned(),
+                platform: "this platform",
+                reason: "it is not valid UTF-8".into(),
             })
     }
 }
@@ -142,7 +141,7 @@ pub fn local_name(name: &[u8]) -> Result<OsString> {
 /// One path component to create on this platform. Names are checked again here, not only
 /// when trees are decoded, because a forged tree must never write outside the destination.
 /// On Windows a name another platform allows but Windows does not (`a:b`, `what?`, `CON`,
-/// `name.`) is refused with [`Error::InvalidInput`] naming the reason, never changed.
+/// `name.`) is refused with [`Error::NameNotAllowed`] naming the reason, never changed.
 fn component(name: &[u8]) -> Result<OsString> {
     if name.is_empty() || name == b"." || name == b".." || name.iter().any(|b| b"/\0".contains(b)) {
         return Err(Error::corrupt(
@@ -154,12 +153,13 @@ fn component(name: &[u8]) -> Result<OsString> {
         ));
     }
     if cfg!(windows)
-        && let Some(why) = windows_name_problem(name)
+        && let Some(reason) = windows_name_problem(name)
     {
-        return Err(Error::InvalidInput(format!(
-            "name {:?} cannot be created on Windows ({why}); restore it on Linux, or leave it out with --exclude",
-            String::from_utf8_lossy(name)
-        )));
+        return Err(Error::NameNotAllowed {
+            name: String::from_utf8_lossy(name).into_owned(),
+            platform: "Windows",
+            reason,
+        });
     }
     local_name(name)
 }

@@ -194,7 +194,7 @@ fn restore_entries(
         };
         let path = match path {
             Ok(p) => p,
-            Err(Error::InvalidInput(why)) if why.contains("cannot be created on") => {
+            Err(why @ Error::NameNotAllowed { .. }) => {
                 let shown = String::from_utf8_lossy(&style.join(&e.comps())).into_owned();
                 let below = if e.node.is_dir() {
                     " (and everything below it)"
@@ -595,12 +595,18 @@ fn write_file(
         // No fsync per file: a restore interrupted by power loss is simply run again.
         drop(f);
         apply_metadata(&tmp, node, false)?;
-        // Windows refuses to replace a read-only file; the new one carries its own attributes.
+        let r = fs::rename(&tmp, path);
+        // Windows refuses to replace a read-only file: clear it and try once more (the new
+        // file carries its own attributes). Only that case pays the extra calls.
         #[cfg(windows)]
-        if fs::symlink_metadata(path).is_ok_and(|m| m.permissions().readonly()) {
-            set_attributes(path, 0)?;
-        }
-        fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+        let r = match r {
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                set_attributes(path, 0)?;
+                fs::rename(&tmp, path)
+            }
+            r => r,
+        };
+        r.map_err(|e| Error::io(path, e))
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -789,19 +795,26 @@ fn apply_metadata(path: &Path, node: &Node, is_link: bool) -> Result<()> {
                 .map_err(|e| Error::io(path, e))?;
         }
     }
-    // A read-only file cannot take a new mtime (that opens it for writing): clear the attribute
-    // first; the snapshot's attributes go on last.
-    #[cfg(windows)]
-    if !is_link {
-        set_attributes(path, 0)?;
-    }
     let secs = node.mtime_ns.div_euclid(1_000_000_000);
     let nanos = node.mtime_ns.rem_euclid(1_000_000_000) as u32;
     let t = filetime::FileTime::from_unix_time(secs, nanos);
-    let r = if is_link {
-        filetime::set_symlink_file_times(path, t, t)
-    } else {
-        filetime::set_file_mtime(path, t)
+    let set_time = || {
+        if is_link {
+            filetime::set_symlink_file_times(path, t, t)
+        } else {
+            filetime::set_file_mtime(path, t)
+        }
+    };
+    let r = set_time();
+    // A read-only file cannot take a new mtime on Windows (that opens it for writing): clear
+    // the attribute and try once more; the snapshot's attributes go on last.
+    #[cfg(windows)]
+    let r = match r {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied && !is_link => {
+            set_attributes(path, 0)?;
+            set_time()
+        }
+        r => r,
     };
     r.map_err(|e| Error::io(path, e))?;
     #[cfg(windows)]

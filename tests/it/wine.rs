@@ -434,6 +434,11 @@ fn windows_attributes_are_archived_and_restored_under_wine() {
     assert_eq!(o.code, 0, "{}", o.show());
     assert_eq!(fs::read(&ro).unwrap(), b"read-only\r\n");
     assert_eq!(attributes(&w, "P:\\site"), expect);
+    // Again: every file is already right, so only metadata is set, on a read-only file too.
+    let o = w.sv(&["restore", "latest", "--repo", "P:\\vault", "--original"]);
+    assert_eq!(o.code, 0, "{}", o.show());
+    assert!(o.stdout.contains("0 files written, 5 unchanged"), "{}", o.show());
+    assert_eq!(attributes(&w, "P:\\site"), expect);
 }
 
 /// A snapshot taken on Linux holds names Windows cannot: restoring it under Windows names each
