@@ -22,8 +22,24 @@ fn services() -> Vec<(&'static str, String)> {
     out
 }
 
+/// The Azure and S3 base URLs when both emulators run; else a visible SKIPPED line.
+pub fn azure_and_s3(test: &str) -> Option<(String, String)> {
+    match (
+        std::env::var("SITEVAULT_TEST_AZ"),
+        std::env::var("SITEVAULT_TEST_S3"),
+    ) {
+        (Ok(az), Ok(s3)) if !az.is_empty() && !s3.is_empty() => Some((az, s3)),
+        _ => {
+            eprintln!(
+                "SKIPPED: {test}: SITEVAULT_TEST_AZ / SITEVAULT_TEST_S3 are not set (`bash .ci/run` starts the emulators)"
+            );
+            None
+        }
+    }
+}
+
 /// A fresh prefix per test, so tests share one bucket without meeting.
-fn fresh(base: &str, test: &str) -> String {
+pub fn fresh(base: &str, test: &str) -> String {
     let n: u64 = random_bytes(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

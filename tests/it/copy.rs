@@ -6,6 +6,7 @@ use std::ffi::OsStr;
 use std::fs;
 use std::path::Path;
 
+use crate::cloud::{azure_and_s3, fresh};
 use crate::common::{Paused, assert_trees_equal, init_vault, random_bytes, restored_path, run, sv};
 
 fn night(src: &Path, n: u64) {
@@ -199,35 +200,18 @@ fn an_interrupted_local_copy_resumes() {
 /// Local → Azure → S3, and an interrupted copy to each service, when the emulators run.
 #[test]
 fn copy_local_to_azure_to_s3_and_resume_on_each() {
-    let (Ok(az), Ok(s3)) = (
-        std::env::var("SITEVAULT_TEST_AZ"),
-        std::env::var("SITEVAULT_TEST_S3"),
-    ) else {
-        eprintln!(
-            "SKIPPED: SITEVAULT_TEST_AZ / SITEVAULT_TEST_S3 are not set (`bash .ci/run` starts the emulators)"
-        );
+    let Some((az, s3)) = azure_and_s3("copy_local_to_azure_to_s3_and_resume_on_each") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
     let local = dir.path().join("local").display().to_string();
     let src = source(dir.path(), &local);
-    let tag = format!(
-        "{:016x}",
-        u64::from_le_bytes(
-            random_bytes(std::process::id() as u64 ^ 0x5eed, 8)
-                .try_into()
-                .unwrap()
-        ) ^ std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64
-    );
-    let az_repo = format!("{az}/copy-{tag}");
-    let s3_repo = format!("{s3}/copy-{tag}");
+    let az_repo = fresh(&az, "copy");
+    let s3_repo = fresh(&s3, "copy");
     cycle(&local, &az_repo, &src, dir.path());
     cycle(&az_repo, &s3_repo, &src, dir.path());
-    interrupted(&local, &format!("{az}/resume-{tag}"), &src, dir.path());
-    interrupted(&local, &format!("{s3}/resume-{tag}"), &src, dir.path());
+    interrupted(&local, &fresh(&az, "resume"), &src, dir.path());
+    interrupted(&local, &fresh(&s3, "resume"), &src, dir.path());
 }
 
 /// `[vault] copy_to`: after each afterbackup run the new recovery point is in every target,
@@ -337,13 +321,7 @@ fn afterbackup_copies_each_recovery_point_to_its_targets() {
 /// target, exit 3, named in the log), and the S3 copy restores byte-identical.
 #[test]
 fn afterbackup_archives_to_azure_and_copies_to_s3() {
-    let (Ok(az), Ok(s3)) = (
-        std::env::var("SITEVAULT_TEST_AZ"),
-        std::env::var("SITEVAULT_TEST_S3"),
-    ) else {
-        eprintln!(
-            "SKIPPED: SITEVAULT_TEST_AZ / SITEVAULT_TEST_S3 are not set (`bash .ci/run` starts the emulators)"
-        );
+    let Some((az, s3)) = azure_and_s3("afterbackup_archives_to_azure_and_copies_to_s3") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -357,18 +335,7 @@ fn afterbackup_archives_to_azure_and_copies_to_s3() {
         "STATMSG: ID=5035 SEV=I\r\n",
     )
     .unwrap();
-    let tag = format!(
-        "{:x}",
-        u64::from_le_bytes(
-            random_bytes(std::process::id() as u64, 8)
-                .try_into()
-                .unwrap()
-        ) ^ std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64
-    );
-    let (az_repo, s3_repo) = (format!("{az}/ab-{tag}"), format!("{s3}/ab-{tag}"));
+    let (az_repo, s3_repo) = (fresh(&az, "afterbackup"), fresh(&s3, "afterbackup"));
     init(&az_repo);
     init(&s3_repo);
     let job = root.join("job.toml");

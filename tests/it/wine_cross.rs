@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::common::{self, random_bytes, restored_path, run, sv};
-use crate::wine::{Wine, WineOut};
+use crate::wine::{Wine, WineOut, tree_state};
 
 const KIB: usize = 1024;
 
@@ -116,46 +116,17 @@ fn entries(root: &Path) -> Vec<PathBuf> {
     v
 }
 
-/// `t` truncated to the 100 ns ticks of a Windows FILETIME.
-fn ticks(t: SystemTime) -> SystemTime {
-    let d = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .expect("after 1970");
-    SystemTime::UNIX_EPOCH + Duration::new(d.as_secs(), d.subsec_nanos() / 100 * 100)
-}
-
 /// Assert `restored` holds exactly the entries of `src` (names byte for byte), with the same
 /// types and contents, and every file's and folder's mtime equal to the source's truncated to
 /// 100 ns (what a Windows FILETIME keeps, so what crosses the platform boundary).
 fn assert_same_tree(src: &Path, restored: &Path) {
-    let ls = entries(src);
-    let lr = entries(restored);
     assert_eq!(
-        ls,
-        lr,
-        "entry lists differ between {} and {}",
-        src.display(),
-        restored.display()
+        tree_state(restored),
+        tree_state(src),
+        "{} against {}",
+        restored.display(),
+        src.display()
     );
-    for rel in &ls {
-        let ms = fs::symlink_metadata(src.join(rel)).unwrap();
-        let mr = fs::symlink_metadata(restored.join(rel)).unwrap();
-        assert_eq!(ms.file_type(), mr.file_type(), "type of {}", rel.display());
-        if ms.is_file() {
-            assert!(
-                fs::read(src.join(rel)).unwrap() == fs::read(restored.join(rel)).unwrap(),
-                "content of {} differs",
-                rel.display()
-            );
-        }
-        assert_eq!(
-            mr.modified().unwrap(),
-            ticks(ms.modified().unwrap()),
-            "mtime of {} (source {:?})",
-            rel.display(),
-            ms.modified().unwrap()
-        );
-    }
     // The sub-second mtime made the whole trip, to the 100 ns.
     let hello = fs::metadata(restored.join("hello.txt")).unwrap();
     assert_eq!(
