@@ -437,7 +437,11 @@ fn windows_attributes_are_archived_and_restored_under_wine() {
     // Again: every file is already right, so only metadata is set, on a read-only file too.
     let o = w.sv(&["restore", "latest", "--repo", "P:\\vault", "--original"]);
     assert_eq!(o.code, 0, "{}", o.show());
-    assert!(o.stdout.contains("0 files written, 5 unchanged"), "{}", o.show());
+    assert!(
+        o.stdout.contains("0 files written, 5 unchanged"),
+        "{}",
+        o.show()
+    );
     assert_eq!(attributes(&w, "P:\\site"), expect);
 }
 
