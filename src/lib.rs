@@ -3,6 +3,7 @@
 //! The byte formats are specified in `formats/`; this crate is their reference implementation.
 
 pub mod backup;
+pub mod browse;
 pub mod check;
 pub mod chunker;
 pub(crate) mod codec;
@@ -16,6 +17,8 @@ pub mod id;
 pub mod index;
 pub mod job;
 pub mod lock;
+#[cfg(target_os = "linux")]
+pub mod mount;
 pub mod pack;
 pub(crate) mod packer;
 pub mod paths;
@@ -31,6 +34,7 @@ pub mod store;
 pub mod tree;
 pub mod vault;
 pub mod walk;
+pub mod webdav;
 
 pub use backup::{BackupObserver, BackupOptions, BackupResult, Warning, backup};
 pub use error::{Error, ErrorKind, Result};

@@ -225,6 +225,15 @@ fn windows_volume(c: &[u8]) -> Result<Volume<'_>> {
     ))
 }
 
+/// The folders a Windows volume becomes under a restore target (and in `mount`/`serve`):
+/// `E:` becomes `E`, `\\server\share` becomes `UNC`, `server`, `share`.
+pub fn volume_folders(first: &[u8]) -> Result<Vec<Vec<u8>>> {
+    Ok(match windows_volume(first)? {
+        Volume::Drive(d) => vec![vec![d]],
+        Volume::Unc(server, share) => vec![b"UNC".to_vec(), server.to_vec(), share.to_vec()],
+    })
+}
+
 /// Destination for `restore --target DIR`: the original path without its root, under DIR.
 /// `E:` becomes `E`, `\\server\share` becomes `UNC/server/share`.
 pub fn under_target(target: &Path, style: PathStyle, comps: &[&[u8]]) -> Result<PathBuf> {
@@ -233,13 +242,8 @@ pub fn under_target(target: &Path, style: PathStyle, comps: &[&[u8]]) -> Result<
     if style == PathStyle::Windows
         && let Some((first, tail)) = comps.split_first()
     {
-        match windows_volume(first)? {
-            Volume::Drive(d) => out.push(component(&[d])?),
-            Volume::Unc(server, share) => {
-                out.push("UNC");
-                out.push(component(server)?);
-                out.push(component(share)?);
-            }
+        for f in volume_folders(first)? {
+            out.push(component(&f)?);
         }
         rest = tail;
     }

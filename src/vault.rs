@@ -485,6 +485,13 @@ impl Vault {
         self.parse_snapshot(id, &bytes)
     }
 
+    /// Like [`Vault::load_snapshot`], but `Ok(None)` when it was forgotten meanwhile.
+    pub fn load_snapshot_if_present(&self, id: &Id) -> Result<Option<Snapshot>> {
+        self.load_object_if_present(SNAPSHOTS, id)?
+            .map(|b| self.parse_snapshot(id, &b))
+            .transpose()
+    }
+
     fn parse_snapshot(&self, id: &Id, bytes: &[u8]) -> Result<Snapshot> {
         let v: serde_json::Value = serde_json::from_slice(bytes)
             .map_err(|e| Error::corrupt(format!("snapshot {id}"), e.to_string()))?;
@@ -529,12 +536,7 @@ impl Vault {
         let loaded: Vec<(Id, Result<Option<Snapshot>>)> = self
             .list_ids(SNAPSHOTS)?
             .par_iter()
-            .map(|(id, _)| {
-                let r = self
-                    .load_object_if_present(SNAPSHOTS, id)
-                    .and_then(|b| b.map(|b| self.parse_snapshot(id, &b)).transpose());
-                (*id, r)
-            })
+            .map(|(id, _)| (*id, self.load_snapshot_if_present(id)))
             .collect();
         let mut scan = SnapshotScan::default();
         for (id, r) in loaded {

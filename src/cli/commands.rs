@@ -32,6 +32,8 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Find(a) => super::history::find(a),
         Command::Copy(a) => super::copy::copy(a),
         Command::Afterbackup(a) => super::afterbackup::afterbackup(a),
+        Command::Mount(a) => super::browse::mount(a),
+        Command::Serve(a) => super::browse::serve(a),
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod afterbackup;
 mod args;
+mod browse;
 mod commands;
 mod copy;
 mod history;

@@ -1,6 +1,7 @@
 //! One integration-test binary (faster to link than one per file). Each module owns one area.
 
 mod afterbackup;
+mod browse;
 mod check;
 mod cli_contract;
 mod cloud;
