@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
     KernelConfig, LockOwner, MountOption, OpenAccMode, OpenFlags, ReplyAttr, ReplyData,
-    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, Request,
+    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, Request,
 };
 
 use crate::browse::{Attr, Browser, Entry, ErrorSink, Kind, OpenFile};
@@ -299,6 +299,12 @@ impl Filesystem for Fs {
         // Larger kernel read-ahead: fewer round trips for sequential readers. The kernel
         // caps it at what it supports.
         let _ = config.set_max_readahead(4 << 20);
+        // Listings carry each entry's attributes: `ls -l` of 10,000 files is one pass, not
+        // 10,000 lookups.
+        let _ = config.add_capabilities(fuser::InitFlags::FUSE_DO_READDIRPLUS);
+        // Paths through `latest` would ask for its target at every step otherwise; the cached
+        // target is dropped when its attributes change (a new newest recovery point).
+        let _ = config.add_capabilities(fuser::InitFlags::FUSE_CACHE_SYMLINKS);
         Ok(())
     }
 
@@ -448,6 +454,63 @@ impl Filesystem for Fs {
             }
         }
         drop(known);
+        reply.ok();
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let Some(list) = lock(&self.dirs).get(&fh.0).cloned() else {
+            return reply.error(Errno::EBADF);
+        };
+        let Some(me) = self.entry(ino) else {
+            return reply.error(Errno::ENOENT);
+        };
+        // `.` and `..` first; the kernel makes no dentries for them, so they count no lookup.
+        let dot_attr = self.file_attr(ino.0, &self.browser.attr(&me));
+        for (i, name) in [&b"."[..], b".."]
+            .into_iter()
+            .enumerate()
+            .skip(offset as usize)
+        {
+            if reply.add(
+                ino,
+                i as u64 + 1,
+                OsStr::from_bytes(name),
+                &TTL_TOP,
+                &dot_attr,
+                Generation(0),
+            ) {
+                return reply.ok();
+            }
+        }
+        for (i, (name, e)) in list
+            .iter()
+            .enumerate()
+            .skip((offset as usize).saturating_sub(2))
+        {
+            let a = self.browser.attr(e);
+            let mut inodes = lock(&self.inodes);
+            // Each entry the kernel accepts counts as one lookup; one that did not fit is
+            // taken back (it is sent again in the next call).
+            let n = inodes.looked_up(ino.0, name, e.clone());
+            if reply.add(
+                INodeNo(n),
+                i as u64 + 3,
+                OsStr::from_bytes(name),
+                &ttl(e),
+                &self.file_attr(n, &a),
+                Generation(0),
+            ) {
+                inodes.forget(n, 1);
+                break;
+            }
+        }
         reply.ok();
     }
 
