@@ -10,11 +10,24 @@ use super::args::{BrowseArgs, MountArgs, ServeArgs};
 use super::commands::{filter, open, read_lock};
 use super::output::outln;
 
+/// Chunk buffers (about 1 MiB each) are allocated and freed by many threads for as long as the
+/// process serves. glibc then raises its mmap threshold and keeps the freed buffers in per-thread
+/// heaps: peak RSS of a mount reading 400 MB was 304 MiB with a 128 MiB cache, 120 MiB with a
+/// fixed 128 KiB threshold (buffers go back to the system when freed).
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes glibc's allocation policy; called before threads start.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 << 10);
+    }
+}
+
 /// Open the vault, take the shared lock, and read the snapshot list and index.
 fn browser(
     a: &BrowseArgs,
     command: &str,
 ) -> Result<(Arc<Browser>, Option<sitevault::lock::VaultLock>)> {
+    tune_allocator();
     let vault = Arc::new(open(&a.repo)?);
     let lock = read_lock(&vault, &a.lock, command)?;
     let opts = BrowseOptions {
