@@ -53,6 +53,9 @@ pub const DEFAULT_CACHE_BYTES: u64 = 128 << 20;
 /// connection) busy while the reader copies out the current one.
 const READ_AHEAD: u64 = 16 << 20;
 
+/// The largest read request a FUSE kernel sends (256 pages).
+const MAX_KERNEL_READ: u64 = 1 << 20;
+
 impl Default for BrowseOptions {
     fn default() -> Self {
         BrowseOptions {
@@ -185,8 +188,8 @@ pub struct OpenFile {
     chunks: Vec<(Id, u64)>,
     /// A symlink's target, served as its content (WebDAV has no symlinks).
     inline: Option<Bytes>,
-    /// Where the last read ended.
-    next: AtomicU64,
+    /// Where the last read started and ended.
+    last: std::sync::Mutex<(u64, u64)>,
     /// Chunks below this have been read or scheduled ahead.
     ahead: AtomicUsize,
     /// Reads ahead never go past this offset (a ranged GET's end).
@@ -217,14 +220,20 @@ impl Browser {
     pub fn new(vault: Arc<Vault>, opts: BrowseOptions) -> Result<Browser> {
         let index = Arc::new(vault.load_index()?);
         let layout = build_layout(&vault, &opts, None)?;
-        let cache = opts.cache_bytes.max(4 << 20);
+        let cache = opts.cache_bytes.max(16 << 20);
         // A quarter for trees (listings), the rest for file contents.
-        let trees = quick_cache::sync::Cache::with_weighter(4096, cache / 4, TreeWeight);
-        let chunks = Arc::new(quick_cache::sync::Cache::with_weighter(
-            1024,
+        let trees = sized_cache(cache / 4, 4 << 20, TreeWeight)?;
+        let chunks = Arc::new(sized_cache(
             cache - cache / 4,
+            u64::from(
+                vault
+                    .config()
+                    .chunker
+                    .cdc_max
+                    .max(vault.config().chunker.fixed_size),
+            ),
             ChunkWeight,
-        ));
+        )?);
         let threads = vault
             .store()
             .downloads()
@@ -630,7 +639,7 @@ impl Browser {
             size,
             chunks,
             inline,
-            next: AtomicU64::new(u64::MAX),
+            last: std::sync::Mutex::new((u64::MAX, u64::MAX)),
             ahead: AtomicUsize::new(0),
             limit: AtomicU64::new(u64::MAX),
             etag: hex::encode(&h.finalize().as_bytes()[..16]),
@@ -652,7 +661,14 @@ impl Browser {
             .partition_point(|c| c.1 <= offset)
             .saturating_sub(1);
         let last = f.chunks.partition_point(|c| c.1 < end); // exclusive
-        let sequential = f.next.swap(end, Ordering::Relaxed) == offset;
+        // Sequential: at or after the last read's start and at most one kernel read past its
+        // end (the kernel sends a reader's requests a few at a time, not always in order).
+        let sequential = {
+            let mut last = f.last.lock().unwrap_or_else(|p| p.into_inner());
+            let near = offset >= last.0 && offset <= last.1.saturating_add(MAX_KERNEL_READ);
+            *last = (offset, end);
+            near
+        };
         if sequential {
             self.read_ahead(f, last, end);
         }
@@ -710,6 +726,37 @@ impl Browser {
         self.chunks
             .get_or_insert_with(id, || read_chunk(&self.vault, &self.current().index, id))
     }
+}
+
+/// A cache of `capacity` whose shards each hold at least eight of the largest items (`largest`
+/// bytes): quick_cache never admits an item heavier than its shard, and with its default shard
+/// count a 4 MiB chunk would never be cached at all.
+fn sized_cache<V: Clone, W: quick_cache::Weighter<Id, V> + Clone>(
+    capacity: u64,
+    largest: u64,
+    weighter: W,
+) -> Result<quick_cache::sync::Cache<Id, V, W>> {
+    let shards = (capacity / (largest * 8)).clamp(1, 16).next_power_of_two() as usize;
+    let shards = if shards as u64 * largest * 8 > capacity {
+        (shards / 2).max(1)
+    } else {
+        shards
+    };
+    let opts = quick_cache::OptionsBuilder::new()
+        .estimated_items_capacity(shards * 64)
+        .weight_capacity(capacity)
+        .shards(shards)
+        // New items go to the cold half: with quick_cache's default (3% cold) a chunk read ahead,
+        // or a big folder's tree, would be evicted before its reader came back for it.
+        .hot_allocation(0.5)
+        .build()
+        .map_err(|e| Error::InvalidInput(format!("cache settings: {e:?}")))?;
+    Ok(quick_cache::sync::Cache::with_options(
+        opts,
+        weighter,
+        Default::default(),
+        Default::default(),
+    ))
 }
 
 fn read_chunk(vault: &Vault, index: &Index, id: &Id) -> Result<Bytes> {

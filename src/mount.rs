@@ -97,7 +97,9 @@ pub fn mount(
         MountOption::Subtype("sitevault".into()),
     ];
     if opts.allow_other {
+        // Other users must see only what the recorded modes and owners allow them.
         config.acl = fuser::SessionACL::All;
+        config.mount_options.push(MountOption::DefaultPermissions);
     }
     config.n_threads = Some(opts.threads.max(1));
     config.clone_fd = true;
@@ -285,7 +287,7 @@ impl Fs {
     /// The errno for a failed read, after telling the admin why.
     fn fail(&self, what: &str, e: &Error) -> Errno {
         match e.kind() {
-            ErrorKind::InvalidInput => Errno::ENOTDIR,
+            ErrorKind::InvalidInput if e.to_string().ends_with("is not a folder") => Errno::ENOTDIR,
             _ => {
                 (self.on_error)(&format!("{what}: {e}"));
                 Errno::EIO
@@ -302,8 +304,9 @@ impl Filesystem for Fs {
         // Listings carry each entry's attributes: `ls -l` of 10,000 files is one pass, not
         // 10,000 lookups.
         let _ = config.add_capabilities(fuser::InitFlags::FUSE_DO_READDIRPLUS);
-        // Paths through `latest` would ask for its target at every step otherwise; the cached
-        // target is dropped when its attributes change (a new newest recovery point).
+        // Paths through `latest` would ask for its target at every step otherwise. The kernel
+        // keeps a symlink's cached target for the life of its inode, so `latest` gets a new
+        // inode whenever it points elsewhere (see `lookup`).
         let _ = config.add_capabilities(fuser::InitFlags::FUSE_CACHE_SYMLINKS);
         Ok(())
     }
@@ -322,7 +325,12 @@ impl Filesystem for Fs {
             Ok(Some(e)) => {
                 let a = self.browser.attr(&e);
                 let t = ttl(&e);
-                let ino = lock(&self.inodes).looked_up(parent.0, name.as_bytes(), e);
+                let mut key = name.as_bytes().to_vec();
+                if matches!(e, Entry::Latest) {
+                    key.push(0);
+                    key.extend(self.browser.latest_target().unwrap_or_default());
+                }
+                let ino = lock(&self.inodes).looked_up(parent.0, &key, e);
                 reply.entry(&t, &self.file_attr(ino, &a), Generation(0));
             }
             Ok(None) => reply.error(Errno::ENOENT),

@@ -383,7 +383,7 @@ fn parse_range(h: &str, size: u64) -> Range {
             size
         } else {
             match b.parse::<u64>() {
-                Ok(e) if e >= s => (e + 1).min(size),
+                Ok(e) if e >= s => e.saturating_add(1).min(size),
                 _ => return Range::Ignore,
             }
         };
@@ -439,8 +439,17 @@ fn encode(name: &[u8]) -> String {
     s
 }
 
+/// Escape for XML and HTML text. Control characters XML 1.0 cannot carry at all (a legal Unix
+/// file name may hold them) become U+FFFD, so one odd name does not break a whole listing.
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
+    s.chars()
+        .map(|c| match c {
+            '\t' | '\n' | '\r' => c,
+            c if (c as u32) < 0x20 || c == '\u{fffe}' || c == '\u{ffff}' => '\u{fffd}',
+            c => c,
+        })
+        .collect::<String>()
+        .replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
@@ -481,6 +490,7 @@ mod tests {
         assert_eq!(r("bytes=100-"), "416");
         assert_eq!(r("bytes=-0"), "416");
         assert_eq!(r("bytes=5-1"), "ignore");
+        assert_eq!(r("bytes=10-18446744073709551615"), "10..100");
         assert_eq!(r("bytes=0-1,5-6"), "ignore");
         assert_eq!(r("items=0-1"), "ignore");
     }
@@ -505,6 +515,11 @@ mod tests {
             decode_path("//ids//ab%20c/"),
             Some(vec![b"ids".to_vec(), b"ab c".to_vec()])
         );
+    }
+
+    #[test]
+    fn control_characters_cannot_break_the_xml() {
+        assert_eq!(escape("a\u{1b}b<&>\""), "a\u{fffd}b&lt;&amp;&gt;&quot;");
     }
 
     #[test]
