@@ -284,6 +284,17 @@ impl Fs {
         }
     }
 
+    /// What an inode is known by in its folder: its name, and for `latest` also where it points,
+    /// so that it gets a new inode (and the kernel drops its cached target) when it moves.
+    fn inode_key(&self, name: &[u8], e: &Entry) -> Vec<u8> {
+        let mut key = name.to_vec();
+        if matches!(e, Entry::Latest) {
+            key.push(0);
+            key.extend(self.browser.latest_target().unwrap_or_default());
+        }
+        key
+    }
+
     /// The errno for a failed read, after telling the admin why.
     fn fail(&self, what: &str, e: &Error) -> Errno {
         match e.kind() {
@@ -325,11 +336,7 @@ impl Filesystem for Fs {
             Ok(Some(e)) => {
                 let a = self.browser.attr(&e);
                 let t = ttl(&e);
-                let mut key = name.as_bytes().to_vec();
-                if matches!(e, Entry::Latest) {
-                    key.push(0);
-                    key.extend(self.browser.latest_target().unwrap_or_default());
-                }
+                let key = self.inode_key(name.as_bytes(), &e);
                 let ino = lock(&self.inodes).looked_up(parent.0, &key, e);
                 reply.entry(&t, &self.file_attr(ino, &a), Generation(0));
             }
@@ -503,10 +510,11 @@ impl Filesystem for Fs {
             .skip((offset as usize).saturating_sub(2))
         {
             let a = self.browser.attr(e);
+            let key = self.inode_key(name, e);
             let mut inodes = lock(&self.inodes);
             // Each entry the kernel accepts counts as one lookup; one that did not fit is
             // taken back (it is sent again in the next call).
-            let n = inodes.looked_up(ino.0, name, e.clone());
+            let n = inodes.looked_up(ino.0, &key, e.clone());
             if reply.add(
                 INodeNo(n),
                 i as u64 + 3,

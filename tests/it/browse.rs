@@ -896,3 +896,57 @@ fn many_concurrent_readers_get_byte_identical_data() {
     }
     assert_eq!(m.stop(libc::SIGTERM), 0);
 }
+
+/// A recovery point written while the view is open appears in it, with `latest` moved to it.
+#[test]
+fn a_recovery_point_written_while_browsing_appears() {
+    use sitevault::browse::{BrowseOptions, Browser, Entry};
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("vault");
+    init_vault(&repo);
+    let src = dir.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("a.txt"), b"night 1\n").unwrap();
+    backup(&repo, &src, "2026-11-20T03:00:00Z");
+    let open = || {
+        let store = sitevault::open_store(
+            repo.to_str().unwrap(),
+            false,
+            &sitevault::store::StoreOptions::default(),
+        )
+        .unwrap();
+        sitevault::Vault::open(store, Some(PASSWORD.as_bytes())).unwrap()
+    };
+    let opts = BrowseOptions {
+        refresh: Duration::ZERO,
+        ..BrowseOptions::default()
+    };
+    let b = Browser::new(std::sync::Arc::new(open()), opts).unwrap();
+    let first = b.latest_target().unwrap();
+    assert_eq!(b.list(&Entry::Ids).unwrap().len(), 1);
+
+    fs::write(src.join("a.txt"), b"night 2\n").unwrap();
+    backup(&repo, &src, "2026-11-21T03:00:00Z");
+    assert_eq!(b.list(&Entry::Ids).unwrap().len(), 2);
+    let second = b.latest_target().unwrap();
+    assert_ne!(first, second);
+    // The new recovery point's file reads back through the reloaded index.
+    let mut names: Vec<Vec<u8>> = vec![b"latest".to_vec()];
+    names.extend(
+        src.components()
+            .skip(1)
+            .map(|c| c.as_os_str().as_bytes().to_vec()),
+    );
+    names.push(b"a.txt".to_vec());
+    let refs: Vec<&[u8]> = names.iter().map(|n| n.as_slice()).collect();
+    let e = b.resolve(&refs).unwrap().expect("a.txt in latest");
+    let f = b.open(&e).unwrap();
+    assert_eq!(b.read(&f, 0, 100).unwrap(), b"night 2\n");
+    let days: Vec<Vec<u8>> = b
+        .list(&Entry::Dates)
+        .unwrap()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(days, [b"2026-11-20".to_vec(), b"2026-11-21".to_vec()]);
+}
