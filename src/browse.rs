@@ -219,7 +219,7 @@ impl Browser {
     /// Read the snapshot list and the index, and lay them out.
     pub fn new(vault: Arc<Vault>, opts: BrowseOptions) -> Result<Browser> {
         let index = Arc::new(vault.load_index()?);
-        let layout = build_layout(&vault, &opts, None)?;
+        let layout = build_layout(&vault, &opts, listed_snapshots(&vault)?, None)?;
         let cache = opts.cache_bytes.max(16 << 20);
         // A quarter for trees (listings), the rest for file contents.
         let trees = sized_cache(cache / 4, 4 << 20, TreeWeight)?;
@@ -280,18 +280,15 @@ impl Browser {
     /// Look at the snapshot list now; returns whether it changed.
     pub fn refresh(&self) -> Result<bool> {
         let old = self.current();
-        let listed: HashSet<Id> = self
-            .vault
-            .list_ids(SNAPSHOTS)?
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect();
-        if listed == old.layout.listed {
+        let listed = listed_snapshots(&self.vault)?;
+        if listed.len() == old.layout.listed.len()
+            && listed.iter().all(|id| old.layout.listed.contains(id))
+        {
             return Ok(false);
         }
         // New snapshots come with new index files: read both.
         let index = Arc::new(self.vault.load_index()?);
-        let layout = build_layout(&self.vault, &self.opts, Some(&old.layout))?;
+        let layout = build_layout(&self.vault, &self.opts, listed, Some(&old.layout))?;
         *self.state.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(State { layout, index });
         Ok(true)
     }
@@ -767,16 +764,24 @@ fn not_a_folder(what: &str) -> Error {
     Error::InvalidInput(format!("{what} is not a folder"))
 }
 
-/// Lay the snapshots out; snapshots already read (in `old`) are not read again.
-fn build_layout(vault: &Vault, opts: &BrowseOptions, old: Option<&Layout>) -> Result<Layout> {
-    let known: HashMap<Id, &Snapshot> = old
-        .map(|o| o.snaps.iter().map(|s| (s.id, &s.snapshot)).collect())
-        .unwrap_or_default();
-    let listed: Vec<Id> = vault
+fn listed_snapshots(vault: &Vault) -> Result<Vec<Id>> {
+    Ok(vault
         .list_ids(SNAPSHOTS)?
         .into_iter()
         .map(|(id, _)| id)
-        .collect();
+        .collect())
+}
+
+/// Lay the `listed` snapshots out; those already read (in `old`) are not read again.
+fn build_layout(
+    vault: &Vault,
+    opts: &BrowseOptions,
+    listed: Vec<Id>,
+    old: Option<&Layout>,
+) -> Result<Layout> {
+    let known: HashMap<Id, &Snapshot> = old
+        .map(|o| o.snaps.iter().map(|s| (s.id, &s.snapshot)).collect())
+        .unwrap_or_default();
     let loaded: Vec<(Id, Result<Option<Snapshot>>)> = listed
         .par_iter()
         .map(|id| {

@@ -17,7 +17,7 @@ use fuser::{
 };
 
 use crate::browse::{Attr, Browser, Entry, ErrorSink, Kind, OpenFile};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 
 pub struct MountOptions {
     /// Let other users read the mount (`allow_other`; needs `user_allow_other` in
@@ -297,13 +297,8 @@ impl Fs {
 
     /// The errno for a failed read, after telling the admin why.
     fn fail(&self, what: &str, e: &Error) -> Errno {
-        match e.kind() {
-            ErrorKind::InvalidInput if e.to_string().ends_with("is not a folder") => Errno::ENOTDIR,
-            _ => {
-                (self.on_error)(&format!("{what}: {e}"));
-                Errno::EIO
-            }
-        }
+        (self.on_error)(&format!("{what}: {e}"));
+        Errno::EIO
     }
 }
 
@@ -427,6 +422,9 @@ impl Filesystem for Fs {
         let Some(e) = self.entry(ino) else {
             return reply.error(Errno::ENOENT);
         };
+        if self.browser.attr(&e).kind != Kind::Dir {
+            return reply.error(Errno::ENOTDIR);
+        }
         match self.browser.list(&e) {
             Ok(list) => {
                 let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);

@@ -704,10 +704,22 @@ fn serve_refuses_non_loopback_without_tls_and_serves_it_with_tls() {
     assert_eq!(s.stop(), 0);
 }
 
+/// The browse view of a folder vault, through the library.
+fn open_browser(repo: &Path, opts: sitevault::browse::BrowseOptions) -> sitevault::browse::Browser {
+    let store = sitevault::open_store(
+        repo.to_str().unwrap(),
+        false,
+        &sitevault::store::StoreOptions::default(),
+    )
+    .unwrap();
+    let vault = sitevault::Vault::open(store, Some(PASSWORD.as_bytes())).unwrap();
+    sitevault::browse::Browser::new(std::sync::Arc::new(vault), opts).unwrap()
+}
+
 /// A byte range read through the browse view fetches exactly the chunks that cover it.
 #[test]
 fn a_range_read_fetches_only_the_chunks_covering_it() {
-    use sitevault::browse::{BrowseOptions, Browser};
+    use sitevault::browse::BrowseOptions;
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("vault");
     init_vault(&repo);
@@ -718,14 +730,7 @@ fn a_range_read_fetches_only_the_chunks_covering_it() {
     fs::write(src.join("db.mdf"), &data).unwrap();
     backup(&repo, &src, "2026-11-20T03:00:00Z");
 
-    let store = sitevault::open_store(
-        repo.to_str().unwrap(),
-        false,
-        &sitevault::store::StoreOptions::default(),
-    )
-    .unwrap();
-    let vault = sitevault::Vault::open(store, Some(PASSWORD.as_bytes())).unwrap();
-    let b = Browser::new(std::sync::Arc::new(vault), BrowseOptions::default()).unwrap();
+    let b = open_browser(&repo, BrowseOptions::default());
     let snap = b.snapshots()[0].name.clone();
     let mut names: Vec<Vec<u8>> = vec![b"ids".to_vec(), snap.into_bytes()];
     names.extend(
@@ -900,7 +905,7 @@ fn many_concurrent_readers_get_byte_identical_data() {
 /// A recovery point written while the view is open appears in it, with `latest` moved to it.
 #[test]
 fn a_recovery_point_written_while_browsing_appears() {
-    use sitevault::browse::{BrowseOptions, Browser, Entry};
+    use sitevault::browse::{BrowseOptions, Entry};
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("vault");
     init_vault(&repo);
@@ -908,20 +913,11 @@ fn a_recovery_point_written_while_browsing_appears() {
     fs::create_dir_all(&src).unwrap();
     fs::write(src.join("a.txt"), b"night 1\n").unwrap();
     backup(&repo, &src, "2026-11-20T03:00:00Z");
-    let open = || {
-        let store = sitevault::open_store(
-            repo.to_str().unwrap(),
-            false,
-            &sitevault::store::StoreOptions::default(),
-        )
-        .unwrap();
-        sitevault::Vault::open(store, Some(PASSWORD.as_bytes())).unwrap()
-    };
     let opts = BrowseOptions {
         refresh: Duration::ZERO,
         ..BrowseOptions::default()
     };
-    let b = Browser::new(std::sync::Arc::new(open()), opts).unwrap();
+    let b = open_browser(&repo, opts);
     let first = b.latest_target().unwrap();
     assert_eq!(b.list(&Entry::Ids).unwrap().len(), 1);
 
