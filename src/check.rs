@@ -13,13 +13,14 @@ use std::str::FromStr;
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::config::ConfigAuth;
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::index::{Index, IndexPack};
 use crate::pack::{BlobKind, PackedBlob};
 use crate::snapshot::Snapshot;
 use crate::tree::NodeKind;
-use crate::vault::{DATA, INDEX, Vault, pack_name};
+use crate::vault::{CONFIG, DATA, INDEX, Vault, pack_name};
 use crate::walk::{Reachable, reachable};
 
 /// Which packs `--read-data-subset` reads.
@@ -165,6 +166,24 @@ struct Damage {
 pub fn check(vault: &Vault, opts: &CheckOptions) -> Result<CheckReport> {
     let mut report = CheckReport::default();
     let mut damage = Damage::default();
+
+    // The config and key files: unauthenticated JSON, so their own checks come first.
+    match vault.config_auth() {
+        ConfigAuth::Verified => {}
+        ConfigAuth::Missing => report.warnings.push(problem(
+            CONFIG,
+            "it carries no config_mac (written by an older sitevault), so damage to it cannot be detected",
+        )),
+        ConfigAuth::Failed(why) => report.errors.push(problem(
+            CONFIG,
+            format!(
+                "{why}; stored data still reads correctly, but the chunking, compression and pack-size settings new backups use may not be the vault's"
+            ),
+        )),
+    }
+    for (name, why) in vault.damaged_key_files()? {
+        report.errors.push(problem(name, why));
+    }
 
     // Index files.
     let scan = vault.scan_index()?;

@@ -36,6 +36,40 @@ pub struct VaultConfig {
     pub chunker: ChunkerParams,
     pub compression_level: i32,
     pub pack_size: u32,
+    /// Keyed BLAKE3 of the config's own bytes (§3.1): makes any change to `config` evident.
+    /// Absent in vaults written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_mac: Option<String>,
+}
+
+/// What verifying `config` against its `config_mac` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigAuth {
+    Verified,
+    /// Written before configs carried a MAC: damage to it cannot be detected.
+    Missing,
+    /// The bytes do not match the MAC: damaged or altered. Reading is unaffected (no config
+    /// field changes how stored objects are read), but the parameters may not be the real ones.
+    Failed(String),
+}
+
+/// 64 ASCII zeros stand in for the MAC while it is computed.
+const MAC_PLACEHOLDER: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The key of `config_mac`, derived from the chunk-id key: secret in an encrypted vault (so the
+/// MAC is a MAC), stored in `config` in a plaintext one (so it is a checksum).
+pub fn config_mac_key(chunk_id_key: &[u8; 32]) -> [u8; 32] {
+    *blake3::keyed_hash(chunk_id_key, b"sitevault config mac key").as_bytes()
+}
+
+/// Where the 64 hex digits of the one quoted occurrence of `mac` start in `bytes`, or `None`
+/// when it does not occur exactly once.
+fn mac_position(bytes: &[u8], mac: &str) -> Option<usize> {
+    let quoted = format!("\"{mac}\"");
+    let q = quoted.as_bytes();
+    let mut at = bytes.windows(q.len()).enumerate().filter(|(_, w)| *w == q);
+    let (i, _) = at.next()?;
+    at.next().is_none().then_some(i + 1)
 }
 
 impl VaultConfig {
@@ -43,6 +77,49 @@ impl VaultConfig {
         let mut v = serde_json::to_vec_pretty(self).expect("config serialises");
         v.push(b'\n');
         v
+    }
+
+    /// The stored form written by `init`: `encode` with `config_mac` set over these very bytes
+    /// (with the MAC's own digits read as 64 zeros).
+    pub fn encode_authenticated(&self, chunk_id_key: &[u8; 32]) -> Result<Vec<u8>> {
+        let mut c = self.clone();
+        c.config_mac = Some(MAC_PLACEHOLDER.into());
+        let mut out = c.encode();
+        // Readers must find the MAC again: no other field may hold the same 64 digits.
+        let i = mac_position(&out, MAC_PLACEHOLDER)
+            .ok_or_else(|| Error::InvalidInput("a config field holds 64 zeros".into()))?;
+        let mac = blake3::keyed_hash(&config_mac_key(chunk_id_key), &out);
+        out[i..i + 64].copy_from_slice(hex::encode(mac.as_bytes()).as_bytes());
+        Ok(out)
+    }
+
+    /// Check `bytes` (the stored config this value was decoded from) against its MAC.
+    pub fn verify(&self, bytes: &[u8], chunk_id_key: &[u8; 32]) -> ConfigAuth {
+        let Some(mac) = &self.config_mac else {
+            return ConfigAuth::Missing;
+        };
+        let fail = |why: &str| ConfigAuth::Failed(why.to_string());
+        // Lower-case only, as written: a digit whose case changed must not still verify.
+        let lower_hex = mac.len() == 64 && mac.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        let Some(want) = lower_hex
+            .then(|| hex::decode(mac).ok())
+            .flatten()
+            .and_then(|v| <[u8; 32]>::try_from(v).ok())
+        else {
+            return fail("its config_mac is not 64 lower-case hex digits");
+        };
+        let Some(i) = mac_position(bytes, mac) else {
+            return fail("its config_mac does not appear exactly once as written");
+        };
+        let mut draft = bytes.to_vec();
+        draft[i..i + 64].copy_from_slice(MAC_PLACEHOLDER.as_bytes());
+        let got = blake3::keyed_hash(&config_mac_key(chunk_id_key), &draft);
+        // blake3::Hash compares in constant time.
+        if got == blake3::Hash::from(want) {
+            ConfigAuth::Verified
+        } else {
+            fail("its bytes do not match its config_mac (damaged, or altered by someone without the key)")
+        }
     }
 
     /// Parse, checking the version before the rest so a newer vault gets an upgrade message

@@ -9,7 +9,8 @@ use rayon::prelude::*;
 
 use crate::chunker::{Chunker, ChunkerParams};
 use crate::config::{
-    DEFAULT_COMPRESSION_LEVEL, DEFAULT_PACK_SIZE, Encryption, FORMAT_VERSION, VaultConfig,
+    ConfigAuth, DEFAULT_COMPRESSION_LEVEL, DEFAULT_PACK_SIZE, Encryption, FORMAT_VERSION,
+    VaultConfig,
 };
 use crate::crypto::{KdfParams, KeyFile, MasterKey, Sealer, random_array};
 use crate::error::{Error, Result};
@@ -68,6 +69,7 @@ pub struct Vault {
     /// separate id spaces, so a file whose bytes equal a tree encoding cannot collide with it.
     tree_id_key: [u8; 32],
     chunker: Chunker,
+    config_auth: ConfigAuth,
 }
 
 pub fn pack_name(id: &Id) -> String {
@@ -77,6 +79,12 @@ pub fn pack_name(id: &Id) -> String {
 
 fn object_name(prefix: &str, id: &Id) -> String {
     format!("{prefix}/{}", id.to_hex())
+}
+
+/// Whether a key file's bytes hash to the id in its name (§2).
+fn key_file_intact(name: &str, bytes: &[u8]) -> bool {
+    let id = name.rsplit('/').next().unwrap_or_default();
+    Id::of_object(bytes).to_hex() == id
 }
 
 /// The gear seed is derived from the chunk-id key so chunk sizes differ between vaults.
@@ -132,18 +140,26 @@ impl Vault {
             chunker: opts.chunker,
             compression_level: opts.compression_level,
             pack_size: opts.pack_size,
+            config_mac: None,
         };
-        if !store.put(CONFIG, Bytes::from(config.encode()))? {
+        let stored = config.encode_authenticated(&master.chunk_id)?;
+        let config = VaultConfig::decode(&stored, &location)?;
+        if !store.put(CONFIG, Bytes::from(stored))? {
             // Another init won the race: our key file wraps a master key nobody uses.
             if let Some(name) = own_key {
                 store.delete(&name)?;
             }
             return Err(Error::AlreadyExists { location });
         }
-        Self::from_parts(store, config, master)
+        Self::from_parts(store, config, master, ConfigAuth::Verified)
     }
 
-    fn from_parts(store: Arc<dyn Store>, config: VaultConfig, master: MasterKey) -> Result<Vault> {
+    fn from_parts(
+        store: Arc<dyn Store>,
+        config: VaultConfig,
+        master: MasterKey,
+        config_auth: ConfigAuth,
+    ) -> Result<Vault> {
         let sealer = match config.encryption {
             Encryption::Xchacha20poly1305 => Sealer::encrypted(&master.encryption),
             Encryption::None => Sealer::Plain,
@@ -156,6 +172,7 @@ impl Vault {
             chunk_id_key: master.chunk_id,
             tree_id_key: tree_id_key(&master.chunk_id),
             chunker,
+            config_auth,
         })
     }
 
@@ -199,7 +216,8 @@ impl Vault {
                 Self::unlock(&*store, pw)?
             }
         };
-        Self::from_parts(store, config, master)
+        let auth = config.verify(&bytes, &master.chunk_id);
+        Self::from_parts(store, config, master, auth)
     }
 
     fn unlock(store: &dyn Store, password: &[u8]) -> Result<MasterKey> {
@@ -212,6 +230,14 @@ impl Vault {
             let Some(bytes) = store.get(&k.name)? else {
                 continue;
             };
+            // A key file whose bytes no longer hash to its name is still tried (its master key
+            // is authenticated on its own), but named if nothing opens.
+            if !key_file_intact(&k.name, &bytes) {
+                skipped.push(format!(
+                    "{} is damaged (its bytes do not hash to its name)",
+                    k.name
+                ));
+            }
             // One damaged or newer key file must not lock out the others.
             let Ok(kf) = serde_json::from_slice::<KeyFile>(&bytes) else {
                 skipped.push(format!("{} is not a valid key file", k.name));
@@ -234,7 +260,7 @@ impl Vault {
             return Err(Error::corrupt(
                 format!("keys of vault {}", store.location()),
                 format!(
-                    "the password opened no key file, and some could not be tried: {}",
+                    "the password opened no key file, and some are damaged or could not be tried: {}",
                     skipped.join("; ")
                 ),
             ));
@@ -246,6 +272,30 @@ impl Vault {
 
     pub fn store(&self) -> &dyn Store {
         &*self.store
+    }
+    /// Whether `config` matched its MAC when the vault was opened.
+    pub fn config_auth(&self) -> &ConfigAuth {
+        &self.config_auth
+    }
+
+    /// Key files that are damaged: bytes that do not hash to their name, or not a key file.
+    /// (`check` reports them; one that opens still unlocks the vault.)
+    pub fn damaged_key_files(&self) -> Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        for k in self.store.list(KEYS)? {
+            let Some(bytes) = self.store.get(&k.name)? else {
+                continue;
+            };
+            if !key_file_intact(&k.name, &bytes) {
+                out.push((
+                    k.name.clone(),
+                    "its bytes do not hash to its name: it is damaged; if it is the only key file for a password, that password may stop working".into(),
+                ));
+            } else if serde_json::from_slice::<KeyFile>(&bytes).is_err() {
+                out.push((k.name.clone(), "it is not a valid key file".into()));
+            }
+        }
+        Ok(out)
     }
     /// A handle on the store for threads that outlive a borrow of the vault (the lock refresher).
     pub fn store_handle(&self) -> Arc<dyn Store> {

@@ -106,12 +106,19 @@ pub(super) fn open(repo: &RepoArgs) -> Result<Vault> {
 pub(super) fn open_with(repo: &RepoArgs, pw: Result<Option<Vec<u8>>>) -> Result<Vault> {
     let store = open_store(repo, false)?;
     // A plaintext vault needs no password, so a bad password file only matters when one is needed.
-    match Vault::open(store, pw.as_ref().ok().and_then(|p| p.as_deref())) {
+    let vault = match Vault::open(store, pw.as_ref().ok().and_then(|p| p.as_deref())) {
         Err(sitevault::Error::PasswordRequired { .. }) if pw.is_err() => {
-            Err(pw.expect_err("checked"))
+            return Err(pw.expect_err("checked"));
         }
-        r => Ok(r?),
+        r => r?,
+    };
+    if let sitevault::config::ConfigAuth::Failed(why) = vault.config_auth() {
+        eprintln!(
+            "warning: the config of vault {} fails its integrity check: {why}; run `sitevault check --read-data`",
+            vault.location()
+        );
     }
+    Ok(vault)
 }
 
 /// Take the vault lock for `command`, telling the user on stderr when it has to wait.

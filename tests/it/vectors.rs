@@ -17,7 +17,7 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use jiff::Timestamp;
 use serde_json::{Value, json};
 use sitevault::chunker::{Chunker, ChunkerParams, Policy};
-use sitevault::config::{Encryption, VaultConfig};
+use sitevault::config::{ConfigAuth, Encryption, VaultConfig};
 use sitevault::crypto::{KdfParams, KeyFile, MasterKey, Sealer};
 use sitevault::index::{IndexFile, IndexPack, index_magic};
 use sitevault::lock::LockInfo;
@@ -259,7 +259,15 @@ fn config(encrypted: bool) -> VaultConfig {
         chunker: chunker_params(),
         compression_level: LEVEL,
         pack_size: 64 * 1024,
+        config_mac: None,
     }
+}
+
+/// The stored config: `config` with its MAC (§3.1).
+fn config_bytes(encrypted: bool) -> Vec<u8> {
+    config(encrypted)
+        .encode_authenticated(&master().chunk_id)
+        .unwrap()
 }
 
 fn snapshot(root: Id, bytes_added: u64) -> Snapshot {
@@ -698,8 +706,8 @@ fn build() -> Value {
             "name": format!("locks/{}", lock_id.to_hex()),
         },
         "config": {
-            "encrypted": {"json": String::from_utf8(config(true).encode()).unwrap(), "name": "config"},
-            "plaintext": {"json": String::from_utf8(config(false).encode()).unwrap(), "name": "config"},
+            "encrypted": {"json": String::from_utf8(config_bytes(true)).unwrap(), "name": "config"},
+            "plaintext": {"json": String::from_utf8(config_bytes(false)).unwrap(), "name": "config"},
             "newer_version": {"json": newer_config, "expect": "refused: upgrade sitevault"},
         },
         "chunking": {
@@ -1537,7 +1545,38 @@ fn config_json_parses() {
         let text = str_at(&format!("/config/{name}/json"));
         let c = VaultConfig::decode(text.as_bytes(), "vectors")
             .unwrap_or_else(|e| panic!("config {name}: {e}; {ADVICE}"));
-        check_eq(&c, &config(encrypted), &format!("config {name}"));
+        let mac = c.config_mac.clone();
+        check_eq(
+            VaultConfig {
+                config_mac: None,
+                ..c.clone()
+            },
+            config(encrypted),
+            &format!("config {name}"),
+        );
+        // §3.1 from the text: keyed BLAKE3 over the bytes with the MAC's digits as zeros.
+        let mac = mac.expect("the vector config carries config_mac");
+        let at = text.find(&format!("\"{mac}\"")).expect("config_mac written in place") + 1;
+        let mut zeroed = text.as_bytes().to_vec();
+        zeroed[at..at + 64].fill(b'0');
+        let key = blake3::keyed_hash(&master().chunk_id, b"sitevault config mac key");
+        check_eq(
+            hex::encode(blake3::keyed_hash(key.as_bytes(), &zeroed).as_bytes()),
+            mac,
+            &format!("config {name}: config_mac per spec"),
+        );
+        check_eq(
+            c.verify(text.as_bytes(), &master().chunk_id),
+            ConfigAuth::Verified,
+            &format!("config {name} verifies"),
+        );
+        let mut changed = text.as_bytes().to_vec();
+        let last_space = changed.iter().rposition(|&b| b == b' ').unwrap();
+        changed[last_space] = b'\t';
+        check(
+            matches!(c.verify(&changed, &master().chunk_id), ConfigAuth::Failed(_)),
+            "a config with one byte changed (even whitespace) fails its MAC",
+        );
     }
     let newer = str_at("/config/newer_version/json");
     let e = VaultConfig::decode(newer.as_bytes(), "vectors").expect_err("a newer vault is refused");
@@ -1554,7 +1593,14 @@ fn config_json_parses() {
     v["field_from_the_future"] = json!(true);
     let c = VaultConfig::decode(&serde_json::to_vec(&v).unwrap(), "vectors")
         .expect("unknown config fields ignored");
-    check_eq(c, config(true), "config with an unknown field");
+    check_eq(
+        VaultConfig {
+            config_mac: None,
+            ..c
+        },
+        config(true),
+        "config with an unknown field",
+    );
 }
 
 #[test]
@@ -1696,6 +1742,11 @@ fn vector_objects_form_a_readable_vault() {
     }
     let vault = Vault::open(store, Some(PASSWORD))
         .unwrap_or_else(|e| panic!("vector vault: {e}; {ADVICE}"));
+    check_eq(
+        vault.config_auth(),
+        &ConfigAuth::Verified,
+        "the vector config's MAC verifies on open",
+    );
     // The vault seeds its chunker as the spec says.
     let input = xorshift_bytes(CHUNK_INPUT_SEED, CHUNK_INPUT_LEN);
     let cdc: Vec<usize> = serde_json::from_value(at("/chunking/cdc_lengths").clone()).unwrap();
