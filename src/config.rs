@@ -100,7 +100,8 @@ impl VaultConfig {
         };
         let fail = |why: &str| ConfigAuth::Failed(why.to_string());
         // Lower-case only, as written: a digit whose case changed must not still verify.
-        let lower_hex = mac.len() == 64 && mac.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        let lower_hex =
+            mac.len() == 64 && mac.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
         let Some(want) = lower_hex
             .then(|| hex::decode(mac).ok())
             .flatten()
@@ -118,7 +119,9 @@ impl VaultConfig {
         if got == blake3::Hash::from(want) {
             ConfigAuth::Verified
         } else {
-            fail("its bytes do not match its config_mac (damaged, or altered by someone without the key)")
+            fail(
+                "its bytes do not match its config_mac (damaged, or altered by someone without the key)",
+            )
         }
     }
 

@@ -54,9 +54,6 @@ pub(super) fn password(repo: &RepoArgs) -> Result<Option<Vec<u8>>> {
         .filter(|p| !p.is_empty()))
 }
 
-/// The vault's store, behind the test stop hook when `SITEVAULT_TEST_STOP_AFTER_WRITES=N` is
-/// set: after its Nth write the process names that write on stderr and waits for a line on stdin
-/// (tests kill it there with SIGKILL, or let it go on). Not for production use.
 /// Cloud storage settings: `AWS_*` and `AZURE_*` environment variables as `object_store`
 /// names them (lower case), and `--option key=value`, which wins.
 fn store_options(options: &[String]) -> Result<sitevault::store::StoreOptions> {
@@ -78,8 +75,15 @@ fn store_options(options: &[String]) -> Result<sitevault::store::StoreOptions> {
     })
 }
 
+/// The vault's store, behind the test stop hook when `SITEVAULT_TEST_STOP_AFTER_WRITES=N` is
+/// set: after its Nth write the process names that write on stderr and waits for a line on stdin
+/// (tests kill it there with SIGKILL, or let it go on). With `SITEVAULT_FAILPOINT` it
+/// kills itself at an exact write instead (`failpoint.rs`). Not for production use.
 fn open_store(repo: &RepoArgs, create: bool) -> Result<std::sync::Arc<dyn sitevault::Store>> {
-    let store = sitevault::open_store(&repo.repo, create, &store_options(&repo.options)?)?;
+    let mut store = sitevault::open_store(&repo.repo, create, &store_options(&repo.options)?)?;
+    if let Ok(spec) = std::env::var("SITEVAULT_FAILPOINT") {
+        store = super::failpoint::FailpointStore::wrap(store, spec.parse()?);
+    }
     let Some(n) = std::env::var("SITEVAULT_TEST_STOP_AFTER_WRITES")
         .ok()
         .and_then(|v| v.parse::<u64>().ok())

@@ -6,6 +6,7 @@ mod args;
 mod browse;
 mod commands;
 mod copy;
+mod failpoint;
 mod history;
 mod inspect;
 mod maintain;

@@ -1556,7 +1556,10 @@ fn config_json_parses() {
         );
         // §3.1 from the text: keyed BLAKE3 over the bytes with the MAC's digits as zeros.
         let mac = mac.expect("the vector config carries config_mac");
-        let at = text.find(&format!("\"{mac}\"")).expect("config_mac written in place") + 1;
+        let at = text
+            .find(&format!("\"{mac}\""))
+            .expect("config_mac written in place")
+            + 1;
         let mut zeroed = text.as_bytes().to_vec();
         zeroed[at..at + 64].fill(b'0');
         let key = blake3::keyed_hash(&master().chunk_id, b"sitevault config mac key");
@@ -1574,7 +1577,10 @@ fn config_json_parses() {
         let last_space = changed.iter().rposition(|&b| b == b' ').unwrap();
         changed[last_space] = b'\t';
         check(
-            matches!(c.verify(&changed, &master().chunk_id), ConfigAuth::Failed(_)),
+            matches!(
+                c.verify(&changed, &master().chunk_id),
+                ConfigAuth::Failed(_)
+            ),
             "a config with one byte changed (even whitespace) fails its MAC",
         );
     }
