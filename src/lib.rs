@@ -24,6 +24,7 @@ pub(crate) mod packer;
 pub mod paths;
 pub mod pattern;
 pub mod prune;
+pub mod repair;
 pub mod restore;
 pub mod retention;
 pub mod sccm;

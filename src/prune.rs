@@ -331,7 +331,7 @@ fn store_pack(vault: &Vault, writer: PackWriter) -> Result<(IndexPack, u64)> {
 }
 
 /// Store index files for `packs`; the last one supersedes `old`. Returns how many were written.
-fn write_index(vault: &Vault, packs: Vec<IndexPack>, old: &[Id]) -> Result<usize> {
+pub(crate) fn write_index(vault: &Vault, packs: Vec<IndexPack>, old: &[Id]) -> Result<usize> {
     let mut files: Vec<IndexFile> = Vec::new();
     let mut cur = IndexFile::default();
     let mut blobs = 0;

@@ -34,6 +34,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Afterbackup(a) => super::afterbackup::afterbackup(a),
         Command::Mount(a) => super::browse::mount(a),
         Command::Serve(a) => super::browse::serve(a),
+        Command::Repair(a) => super::repair::repair(a),
     }
 }
 

@@ -7,22 +7,29 @@ use super::args::*;
 use super::commands::{filter, lock, matching_snapshots, open, open_with, password};
 use super::output::{self, outln};
 
-pub fn copy(a: CopyArgs) -> Result<u8> {
-    let src_repo = RepoArgs {
-        repo: a.from.clone(),
-        password_file: a.from_password_file.clone(),
-        options: a.from_options.clone(),
+/// Open the second vault of `copy --from` or `repair packs --from`: with its own password when
+/// one is given, else the first vault's.
+pub(super) fn open_other(
+    repo: &RepoArgs,
+    from: &str,
+    password_file: &Option<std::path::PathBuf>,
+    options: &[String],
+) -> Result<sitevault::Vault> {
+    let other = RepoArgs {
+        repo: from.to_string(),
+        password_file: password_file.clone(),
+        options: options.to_vec(),
     };
-    // The source's own password when one is given, else the destination's.
-    let src_pw = match (
-        &a.from_password_file,
-        std::env::var_os("SITEVAULT_FROM_PASSWORD"),
-    ) {
-        (Some(_), _) => password(&src_repo),
+    let pw = match (password_file, std::env::var_os("SITEVAULT_FROM_PASSWORD")) {
+        (Some(_), _) => password(&other),
         (None, Some(p)) if !p.is_empty() => Ok(Some(p.into_encoded_bytes())),
-        _ => password(&a.repo),
+        _ => password(repo),
     };
-    let src = open_with(&src_repo, src_pw)?;
+    open_with(&other, pw)
+}
+
+pub fn copy(a: CopyArgs) -> Result<u8> {
+    let src = open_other(&a.repo, &a.from, &a.from_password_file, &a.from_options)?;
     let dst = open(&a.repo)?;
     if src.config().id == dst.config().id {
         anyhow::bail!(

@@ -11,6 +11,7 @@ mod history;
 mod inspect;
 mod maintain;
 mod output;
+mod repair;
 
 use std::process::ExitCode;
 
