@@ -505,7 +505,9 @@ pub struct RepairPacksReport {
     pub packs_unreadable: Vec<Id>,
 }
 
-/// Read every pack holding a used blob: which packs are damaged, and which used blobs are lost.
+/// Read every stored pack whole, as `check --read-data` does: which packs are damaged (missing,
+/// not matching their name, or holding a blob that fails), and which used blobs are lost.
+/// Every pack, not only those of known used blobs: a lost tree may name chunks in any of them.
 fn survey(
     vault: &Vault,
     index: &Index,
@@ -513,54 +515,49 @@ fn survey(
     used: &HashSet<Id>,
     report: &mut RepairPacksReport,
 ) -> (BTreeSet<Id>, HashSet<Id>) {
-    let mut by_pack: HashMap<Id, Vec<Id>> = HashMap::new();
-    let mut lost: HashSet<Id> = HashSet::new();
-    for b in used {
-        match index.get(b) {
-            Some(l) if h.stored.contains_key(&l.pack) => {
-                by_pack.entry(l.pack).or_default().push(*b)
-            }
-            _ => {
-                lost.insert(*b);
-            }
-        }
-    }
-    // Orphans whose header cannot be read stay, as prune leaves them: nothing refers to them.
     let mut damaged: BTreeSet<Id> = h.missing.iter().copied().collect();
-    let packs: Vec<(&Id, &Vec<Id>)> = by_pack.iter().collect();
-    report.packs_read = packs.len();
-    let results: Vec<(Id, bool, Vec<Id>)> = in_download_pool(vault.store().downloads(), || {
-        packs
+    report.packs_read = h.packs.len();
+    let failed: Vec<(Id, bool, Vec<Id>)> = in_download_pool(vault.store().downloads(), || {
+        h.packs
             .par_iter()
-            .map(|(pack, blobs)| {
-                let name = pack_name(pack);
+            .map(|p| {
+                let name = pack_name(&p.id);
                 let Ok(Some(bytes)) = vault.store().get(&name) else {
-                    return (**pack, false, (*blobs).clone());
+                    return (p.id, false, p.blobs.iter().map(|b| b.id).collect());
                 };
-                let whole = Id::of_object(&bytes) == **pack;
-                let failed = blobs
+                let whole = Id::of_object(&bytes) == p.id;
+                let bad = p
+                    .blobs
                     .iter()
                     .filter(|b| {
-                        let Some(l) = index.get(b) else { return true };
-                        let r = l.offset as usize..l.offset as usize + l.stored_len as usize;
+                        let r = b.offset as usize..b.offset as usize + b.stored_len as usize;
                         bytes.get(r).is_none_or(|sealed| {
                             vault
-                                .open_blob(sealed, b, l.kind, l.raw_len, &name)
+                                .open_blob(sealed, &b.id, p.kind, b.raw_len, &name)
                                 .is_err()
                         })
                     })
-                    .copied()
+                    .map(|b| b.id)
                     .collect();
-                (**pack, whole, failed)
+                (p.id, whole, bad)
             })
             .collect()
     });
-    for (pack, whole, failed) in results {
-        if !whole || !failed.is_empty() {
+    let mut bad_here: HashSet<(Id, Id)> = HashSet::new();
+    for (pack, whole, bad) in failed {
+        if !whole || !bad.is_empty() {
             damaged.insert(pack);
         }
-        lost.extend(failed);
+        bad_here.extend(bad.into_iter().map(|b| (pack, b)));
     }
+    let lost = used
+        .iter()
+        .filter(|b| match index.get(b) {
+            Some(l) => !h.stored.contains_key(&l.pack) || bad_here.contains(&(l.pack, **b)),
+            None => true,
+        })
+        .copied()
+        .collect();
     (damaged, lost)
 }
 
@@ -791,8 +788,10 @@ pub fn repair_packs(
             None => report.blobs_unhealed.push(*id),
         }
     }
+    // Healing a tree can turn up more that is lost below it: count every blob rebuilt.
     let healed_ids: HashSet<Id> = healed.iter().map(|(id, _, _)| *id).collect();
-    report.blobs_healed = todo.iter().filter(|id| healed_ids.contains(id)).count();
+    report.blobs_healed = healed_ids.len();
+    report.blobs_lost = lost.union(&healed_ids).count();
 
     // Good blobs of damaged packs move to new packs, so the damaged packs can go.
     let keep: Vec<IndexPack> = h
@@ -807,7 +806,7 @@ pub fn repair_packs(
         .iter()
         .filter(|p| damaged.contains(&p.id))
         .flat_map(|p| p.blobs.iter().map(move |b| (b.id, p.kind)))
-        .filter(|(b, _)| used.contains(b) && !lost.contains(b) && !good.contains(b))
+        .filter(|(b, _)| !lost.contains(b) && !good.contains(b) && !healed_ids.contains(b))
         .collect();
     if dry_run {
         report.blobs_salvaged = salvage.len();

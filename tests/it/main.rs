@@ -13,6 +13,7 @@ mod errors;
 mod forget;
 mod history;
 mod prune;
+mod repair;
 mod restore_options;
 mod roundtrip;
 mod vectors;
