@@ -48,6 +48,16 @@ pub struct LockInfo {
 }
 
 impl LockInfo {
+    /// The JSON stored (sealed, without compression) in a lock object.
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("lock serialises")
+    }
+
+    /// Parse a lock object's JSON (its opened sealed string); `what` names it in errors.
+    pub fn decode(bytes: &[u8], what: &str) -> Result<LockInfo> {
+        serde_json::from_slice(bytes).map_err(|e| Error::corrupt(what, e.to_string()))
+    }
+
     fn describe(&self) -> String {
         format!(
             "{} ({} lock, process {} on {}, since {})",
@@ -104,8 +114,7 @@ fn lock_name(id: &Id) -> String {
 
 /// Seal and store one lock object; returns its name.
 fn write_lock(store: &dyn Store, sealer: &Sealer, info: &LockInfo) -> Result<String> {
-    let json = serde_json::to_vec(info).expect("lock serialises");
-    let sealed = sealer.seal(&json, None)?;
+    let sealed = sealer.seal(&info.encode(), None)?;
     let name = lock_name(&Id::of_object(&sealed));
     store.put(&name, Bytes::from(sealed))?;
     Ok(name)
@@ -117,9 +126,7 @@ fn read_lock(store: &dyn Store, sealer: &Sealer, name: &str) -> Result<Option<Lo
         return Ok(None);
     };
     let json = sealer.open(&bytes, None, name)?;
-    serde_json::from_slice(&json)
-        .map(Some)
-        .map_err(|e| Error::corrupt(name, e.to_string()))
+    LockInfo::decode(&json, name).map(Some)
 }
 
 /// Whether `pid` still runs on this machine. Only Linux can tell cheaply; elsewhere a lock of a

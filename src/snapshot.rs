@@ -59,6 +59,29 @@ pub struct Snapshot {
     pub change_tracking_days: Option<u32>,
 }
 
+impl Snapshot {
+    /// Parse a snapshot's JSON (its opened sealed string), checking `format_version` before the
+    /// rest so a newer snapshot gets an upgrade message rather than a parse error. `id` and
+    /// `vault` (the vault's location) name it in errors.
+    pub fn decode(bytes: &[u8], id: &Id, vault: &str) -> Result<Snapshot> {
+        let v: serde_json::Value = serde_json::from_slice(bytes)
+            .map_err(|e| Error::corrupt(format!("snapshot {id}"), e.to_string()))?;
+        let newer = v
+            .get("format_version")
+            .and_then(|f| f.as_u64())
+            .filter(|f| *f > SNAPSHOT_VERSION as u64);
+        if let Some(found) = newer {
+            return Err(Error::UnsupportedVersion {
+                location: format!("{vault} (snapshot {})", id.short()),
+                found: found.min(u32::MAX as u64) as u32,
+                supported: SNAPSHOT_VERSION,
+            });
+        }
+        serde_json::from_value(v)
+            .map_err(|e| Error::corrupt(format!("snapshot {id}"), e.to_string()))
+    }
+}
+
 /// Filters shared by commands that pick snapshots.
 #[derive(Debug, Clone, Default)]
 pub struct SnapshotFilter {

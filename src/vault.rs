@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::index::{Index, IndexFile, IndexPack, check_blob_kind};
 use crate::pack::{self, BlobKind};
-use crate::snapshot::{SNAPSHOT_VERSION, Snapshot};
+use crate::snapshot::Snapshot;
 use crate::store::Store;
 use crate::tree::Tree;
 
@@ -543,21 +543,7 @@ impl Vault {
     }
 
     fn parse_snapshot(&self, id: &Id, bytes: &[u8]) -> Result<Snapshot> {
-        let v: serde_json::Value = serde_json::from_slice(bytes)
-            .map_err(|e| Error::corrupt(format!("snapshot {id}"), e.to_string()))?;
-        let newer = v
-            .get("format_version")
-            .and_then(|f| f.as_u64())
-            .filter(|f| *f > SNAPSHOT_VERSION as u64);
-        if let Some(found) = newer {
-            return Err(Error::UnsupportedVersion {
-                location: format!("{} (snapshot {})", self.location(), id.short()),
-                found: found.min(u32::MAX as u64) as u32,
-                supported: SNAPSHOT_VERSION,
-            });
-        }
-        serde_json::from_value(v)
-            .map_err(|e| Error::corrupt(format!("snapshot {id}"), e.to_string()))
+        Snapshot::decode(bytes, id, self.location())
     }
 
     /// Ids and sizes of the objects under `prefix`.

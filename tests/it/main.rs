@@ -12,6 +12,7 @@ mod dedup;
 mod errors;
 mod forget;
 mod history;
+mod kill;
 mod prune;
 mod repair;
 mod restore_options;
