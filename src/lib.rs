@@ -11,6 +11,7 @@ pub mod config;
 pub mod copy;
 pub mod crypto;
 pub mod error;
+pub mod fault;
 pub mod history;
 pub mod http;
 pub mod id;

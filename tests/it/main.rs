@@ -2,6 +2,7 @@
 
 mod afterbackup;
 mod browse;
+mod campaign;
 mod check;
 mod cli_contract;
 mod cloud;
@@ -9,8 +10,11 @@ mod common;
 mod copy;
 mod crash;
 mod dedup;
+mod diskfull;
 mod errors;
+mod faults;
 mod forget;
+mod fuzz;
 mod history;
 mod kill;
 mod prune;

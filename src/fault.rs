@@ -1,0 +1,1 @@
+//! A fault-injecting store that wraps any store (to be written).
