@@ -62,6 +62,27 @@ pub fn config_mac_key(chunk_id_key: &[u8; 32]) -> [u8; 32] {
     *blake3::keyed_hash(chunk_id_key, b"sitevault config mac key").as_bytes()
 }
 
+/// The fields a config written before `config_mac` existed can hold.
+const PRE_MAC_FIELDS: [&str; 8] = [
+    "sitevault_format",
+    "id",
+    "created",
+    "encryption",
+    "chunk_id_key",
+    "chunker",
+    "compression_level",
+    "pack_size",
+];
+
+/// The first top-level field of `bytes` (a config's JSON object) that is not in
+/// [`PRE_MAC_FIELDS`].
+fn unknown_pre_mac_field(bytes: &[u8]) -> Option<String> {
+    let v: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(bytes).ok()?;
+    v.keys()
+        .find(|k| !PRE_MAC_FIELDS.contains(&k.as_str()))
+        .cloned()
+}
+
 /// Where the 64 hex digits of the one quoted occurrence of `mac` start in `bytes`, or `None`
 /// when it does not occur exactly once.
 fn mac_position(bytes: &[u8], mac: &str) -> Option<usize> {
@@ -95,10 +116,17 @@ impl VaultConfig {
 
     /// Check `bytes` (the stored config this value was decoded from) against its MAC.
     pub fn verify(&self, bytes: &[u8], chunk_id_key: &[u8; 32]) -> ConfigAuth {
-        let Some(mac) = &self.config_mac else {
-            return ConfigAuth::Missing;
-        };
         let fail = |why: &str| ConfigAuth::Failed(why.to_string());
+        let Some(mac) = &self.config_mac else {
+            // Every writer since config_mac existed writes it, and no field came after it: an
+            // unknown field here is most likely the `config_mac` name itself, damaged.
+            return match unknown_pre_mac_field(bytes) {
+                Some(f) => ConfigAuth::Failed(format!(
+                    "it has no config_mac but an unknown field {f:?} (a damaged config_mac?)"
+                )),
+                None => ConfigAuth::Missing,
+            };
+        };
         // Lower-case only, as written: a digit whose case changed must not still verify.
         let lower_hex =
             mac.len() == 64 && mac.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
@@ -133,8 +161,11 @@ impl VaultConfig {
         let found = v
             .get("sitevault_format")
             .and_then(|f| f.as_u64())
-            .ok_or_else(|| Error::NotAVault {
-                location: location.to_string(),
+            .ok_or_else(|| {
+                Error::corrupt(
+                    "vault config",
+                    "sitevault_format is missing or not a non-negative integer (damaged, or not a sitevault config)",
+                )
             })?;
         if found == 0 {
             return Err(Error::corrupt(
@@ -144,7 +175,7 @@ impl VaultConfig {
         }
         if found > FORMAT_VERSION as u64 {
             return Err(Error::UnsupportedVersion {
-                location: location.to_string(),
+                location: format!("{location} (config)"),
                 found: found.min(u32::MAX as u64) as u32,
                 supported: FORMAT_VERSION,
             });

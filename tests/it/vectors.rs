@@ -1583,6 +1583,26 @@ fn config_json_parses() {
             ),
             "a config with one byte changed (even whitespace) fails its MAC",
         );
+        // A damaged field name must not turn the MAC into a missing one (a warning).
+        let renamed = text.replace("\"config_mac\"", "\"config_mab\"");
+        let r = VaultConfig::decode(renamed.as_bytes(), "vectors").expect("still parses");
+        check(
+            matches!(
+                r.verify(renamed.as_bytes(), &master().chunk_id),
+                ConfigAuth::Failed(_)
+            ),
+            "a config whose config_mac name is damaged fails",
+        );
+        // A config from before config_mac: only its own fields, so only a warning.
+        let mut old: Value = serde_json::from_str(text).unwrap();
+        old.as_object_mut().unwrap().remove("config_mac");
+        let old = serde_json::to_vec(&old).unwrap();
+        let o = VaultConfig::decode(&old, "vectors").expect("an older config parses");
+        check_eq(
+            o.verify(&old, &master().chunk_id),
+            ConfigAuth::Missing,
+            "a config written before config_mac",
+        );
     }
     let newer = str_at("/config/newer_version/json");
     let e = VaultConfig::decode(newer.as_bytes(), "vectors").expect_err("a newer vault is refused");
