@@ -474,9 +474,16 @@ impl ObjectStoreBackend {
     }
 
     fn err(&self, name: &str, e: object_store::Error) -> Error {
+        let mut detail = e.to_string();
+        // The local backend only says so deep inside its message: say what to do about it.
+        if detail.contains("os error 28") {
+            detail.push_str(
+                "; the disk holding the vault is full: free space on it and run the command again (nothing half-written was kept)",
+            );
+        }
         Error::Store {
             object: format!("{}/{name}", self.location),
-            detail: e.to_string(),
+            detail,
         }
     }
 }
