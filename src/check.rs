@@ -192,7 +192,7 @@ pub fn check(vault: &Vault, opts: &CheckOptions) -> Result<CheckReport> {
         report.errors.push(problem(
             format!("{INDEX}/{}", id.to_hex()),
             format!(
-                "{e}; backup and restore stop on it until `sitevault prune` rebuilds the index from the pack headers"
+                "{e}; backup and restore stop on it until `sitevault repair index` (or `sitevault prune`) rebuilds the index from the pack headers"
             ),
         ));
     }
@@ -255,7 +255,7 @@ pub fn check(vault: &Vault, opts: &CheckOptions) -> Result<CheckReport> {
                 report.errors.push(problem(
                     pack_label(&id),
                     format!(
-                        "its header cannot be read: {e}; run `sitevault check --read-data` to see which blobs are affected"
+                        "its header cannot be read: {e}; run `sitevault check --read-data` to see which blobs are affected, and `sitevault repair packs --from <vault>` to heal it from a copy"
                     ),
                 ));
                 damage.packs.insert(id);
