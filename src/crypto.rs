@@ -125,7 +125,8 @@ impl Sealer {
         }
     }
 
-    /// Authenticate and decompress. `max_len` bounds the plaintext (a blob's raw length).
+    /// Authenticate and decompress. `max_len` bounds the decompressed plaintext (a blob's raw
+    /// length); without it, decompression stops at [`unknown_len_limit`] of the input.
     pub fn open(&self, sealed: &[u8], max_len: Option<usize>, what: &str) -> Result<Vec<u8>> {
         let inner: Vec<u8> = match self {
             Sealer::Encrypted(cipher) => {
@@ -162,11 +163,8 @@ impl Sealer {
         match inner[0] {
             COMP_NONE => Ok(body.to_vec()),
             COMP_ZSTD => {
-                let out = match max_len {
-                    Some(n) => decompress(body, n),
-                    None => zstd::stream::decode_all(body),
-                };
-                out.map_err(|e| Error::corrupt(what, format!("zstd: {e}")))
+                let limit = max_len.unwrap_or_else(|| unknown_len_limit(body.len()));
+                decompress(body, limit).map_err(|e| Error::corrupt(what, format!("zstd: {e}")))
             }
             other => Err(Error::corrupt(
                 what,
@@ -215,7 +213,38 @@ fn compress(data: &[u8], level: i32) -> Option<Vec<u8>> {
     })
 }
 
+/// How far a sealed string opened without a known plaintext length (index files, snapshots,
+/// locks, pack headers) may decompress: at most this many bytes per compressed byte, but never
+/// less than [`UNKNOWN_LEN_FLOOR`]. Without it a few kilobytes of zstd (a "bomb") could expand to
+/// any size. Objects writers produce compress far less: index files and pack headers are mostly
+/// random ids, and locks and pack headers are not compressed at all.
+pub const UNKNOWN_LEN_RATIO: usize = 256;
+pub const UNKNOWN_LEN_FLOOR: usize = 16 * 1024 * 1024;
+
+/// The decompression bound [`Sealer::open`] applies when it is given no `max_len`.
+pub fn unknown_len_limit(compressed_len: usize) -> usize {
+    compressed_len
+        .saturating_mul(UNKNOWN_LEN_RATIO)
+        .max(UNKNOWN_LEN_FLOOR)
+}
+
+/// Decompress at most `max_len` bytes. A frame that records its size (writers' frames do) is
+/// decompressed in one call into a buffer of exactly that size; one that does not is streamed,
+/// so that a large `max_len` (a blob's `raw_len`, from an index) is not allocated up front.
 fn decompress(body: &[u8], max_len: usize) -> std::io::Result<Vec<u8>> {
+    if zstd::bulk::Decompressor::upper_bound(body).is_none() {
+        use std::io::Read;
+        let mut out = Vec::new();
+        zstd::stream::read::Decoder::new(body)?
+            .take(max_len as u64 + 1)
+            .read_to_end(&mut out)?;
+        if out.len() > max_len {
+            return Err(std::io::Error::other(format!(
+                "decompresses to more than {max_len} bytes"
+            )));
+        }
+        return Ok(out);
+    }
     DECOMPRESSOR.with(|d| {
         let mut d = d.borrow_mut();
         if d.is_none() {
@@ -234,6 +263,29 @@ pub struct KdfParams {
     pub memory_kib: u32,
     pub iterations: u32,
     pub parallelism: u32,
+}
+
+/// The largest Argon2id costs a key file may ask for (the defaults are 64 MiB, 3 passes, 1
+/// lane): a damaged or hostile key file must not make unlocking allocate or compute without
+/// bound before the password is even tried.
+pub const MAX_KDF_MEMORY_KIB: u32 = 4 * 1024 * 1024;
+pub const MAX_KDF_ITERATIONS: u32 = 1000;
+pub const MAX_KDF_PARALLELISM: u32 = 255;
+
+impl KdfParams {
+    /// Refuse costs above the `MAX_KDF_*` caps.
+    pub fn check_limits(&self) -> std::result::Result<(), String> {
+        let over = |what: &str, v: u32, max: u32| {
+            (v > max).then(|| format!("Argon2id {what} {v} is above the maximum {max}"))
+        };
+        match over("memory_kib", self.memory_kib, MAX_KDF_MEMORY_KIB)
+            .or_else(|| over("iterations", self.iterations, MAX_KDF_ITERATIONS))
+            .or_else(|| over("parallelism", self.parallelism, MAX_KDF_PARALLELISM))
+        {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
 }
 
 impl Default for KdfParams {
@@ -293,6 +345,7 @@ impl KeyFile {
         salt: [u8; 32],
         nonce: [u8; NONCE_LEN],
     ) -> Result<KeyFile> {
+        params.check_limits().map_err(Error::InvalidInput)?;
         let wrap = derive_wrap_key(password, &salt, params)?;
         let sealed = Sealer::encrypted(&wrap).seal_with_nonce(&master.to_bytes(), None, &nonce);
         Ok(KeyFile {
@@ -306,6 +359,17 @@ impl KeyFile {
         })
     }
 
+    /// Parse a key file's JSON and refuse Argon2id costs above the `MAX_KDF_*` caps. (`open`
+    /// checks the caps too, so a key file parsed some other way is just as safe to open.)
+    pub fn decode(bytes: &[u8]) -> Result<KeyFile> {
+        let kf: KeyFile =
+            serde_json::from_slice(bytes).map_err(|e| Error::corrupt("key file", e.to_string()))?;
+        kf.kdf_params
+            .check_limits()
+            .map_err(|e| Error::corrupt("key file", e))?;
+        Ok(kf)
+    }
+
     /// `Ok(None)` when the password does not open this key file.
     pub fn open(&self, password: &[u8]) -> Result<Option<MasterKey>> {
         if self.kdf != "argon2id" {
@@ -314,6 +378,9 @@ impl KeyFile {
                 format!("unknown kdf {:?}", self.kdf),
             ));
         }
+        self.kdf_params
+            .check_limits()
+            .map_err(|e| Error::corrupt("key file", e))?;
         let salt =
             hex::decode(&self.salt).map_err(|_| Error::corrupt("key file", "salt is not hex"))?;
         let sealed = hex::decode(&self.master)

@@ -164,7 +164,9 @@ pub fn parse_header(sealer: &Sealer, tail: &[u8], pack_len: u64) -> Result<Vec<P
         let raw_len = r.u32()?;
         out.push(PackedBlob {
             id,
-            offset: offset as u32,
+            // Packs are smaller than 4 GiB (formats/ §6.2): a larger offset would wrap.
+            offset: u32::try_from(offset)
+                .map_err(|_| Error::corrupt("pack", "blob offsets pass 4 GiB"))?,
             stored_len,
             raw_len,
         });

@@ -8,6 +8,12 @@ use crate::id::Id;
 
 pub const TREE_VERSION: u8 = 1;
 
+/// The shortest encoded entry with its length prefix: prefix (4), type and flags (2), a
+/// one-byte name (4 + 1), the five 8-byte fields (40), the four u32 fields (16) and the shortest
+/// tail, an empty chunk list or symlink target (4). Bounds the entry count against the bytes left,
+/// so a corrupt count cannot reserve far more memory than the tree's own size.
+const MIN_ENTRY_LEN: usize = 4 + 2 + 4 + 1 + 40 + 16 + 4;
+
 const FLAG_UNIX: u8 = 1;
 const FLAG_WINDOWS: u8 = 2;
 
@@ -116,7 +122,7 @@ impl Tree {
                 "tree version {v} is not supported; upgrade sitevault"
             )));
         }
-        let n = r.count(4)?;
+        let n = r.count(MIN_ENTRY_LEN)?;
         let mut nodes = Vec::with_capacity(n);
         let mut prev: Option<Vec<u8>> = None;
         for _ in 0..n {

@@ -291,8 +291,8 @@ impl Vault {
                     k.name.clone(),
                     "its bytes do not hash to its name: it is damaged; if it is the only key file for a password, that password may stop working".into(),
                 ));
-            } else if serde_json::from_slice::<KeyFile>(&bytes).is_err() {
-                out.push((k.name.clone(), "it is not a valid key file".into()));
+            } else if let Err(e) = KeyFile::decode(&bytes) {
+                out.push((k.name.clone(), format!("it is not a valid key file: {e}")));
             }
         }
         Ok(out)
