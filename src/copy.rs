@@ -248,7 +248,7 @@ impl Copier<'_> {
             .par_iter()
             .map(|&(pack, start, end, first, last)| {
                 let name = crate::vault::pack_name(&pack);
-                let buf = self.src.store().get_range(&name, start..end)?;
+                let buf = self.src.store().get_range_exact(&name, start..end)?;
                 wanted[first..last]
                     .iter()
                     .map(|(id, l)| {

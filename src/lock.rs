@@ -152,6 +152,10 @@ pub struct FoundLock {
     pub modified: Timestamp,
     /// `None` when it cannot be read (damaged, or sealed with another key).
     pub info: Option<LockInfo>,
+    /// Read, but its bytes fail authentication or parsing: a torn or damaged upload (puts are
+    /// atomic, so it is not one being written). `unlock` removes these; commands wait for
+    /// them to go stale, since they cannot tell whose they are.
+    pub damaged: bool,
     pub stale: bool,
 }
 
@@ -163,10 +167,10 @@ pub fn list_locks(vault: &Vault, now: Timestamp, host: &str) -> Result<Vec<Found
         if !is_object_name(&o) {
             continue;
         }
-        let info = match read_lock(store, vault.sealer(), &o.name) {
+        let (info, damaged) = match read_lock(store, vault.sealer(), &o.name) {
             Ok(None) => continue,
-            Ok(Some(i)) => Some(i),
-            Err(_) => None,
+            Ok(Some(i)) => (Some(i), false),
+            Err(e) => (None, e.kind() == crate::error::ErrorKind::Corrupt),
         };
         let old = now.duration_since(o.modified).unsigned_abs() > STALE_AFTER && now > o.modified;
         let dead = info
@@ -176,6 +180,7 @@ pub fn list_locks(vault: &Vault, now: Timestamp, host: &str) -> Result<Vec<Found
             name: o.name,
             modified: o.modified,
             info,
+            damaged,
             stale: old || dead,
         });
     }
@@ -269,6 +274,10 @@ impl VaultLock {
             if opts.exclusive || theirs_exclusive {
                 return Ok(Some(match &l.info {
                     Some(i) => i.describe(),
+                    None if l.damaged => format!(
+                        "{} (a damaged lock, which `sitevault unlock` removes)",
+                        l.name
+                    ),
                     None => format!("{} (a lock that cannot be read)", l.name),
                 }));
             }
@@ -404,7 +413,7 @@ fn refresh_loop(s: &Shared, stop: &(Mutex<bool>, Condvar)) {
     }
 }
 
-/// Remove locks: the stale ones, or all of them. Returns the names removed.
+/// Remove locks: the stale and damaged ones, or all of them. Returns the names removed.
 pub fn remove_locks(vault: &Vault, host: &str, all: bool) -> Result<Vec<FoundLock>> {
     let listed = vault.store().list(LOCKS)?;
     // Judge age against the storage's clock: write a probe object, read its time, remove it.
@@ -417,7 +426,7 @@ pub fn remove_locks(vault: &Vault, host: &str, all: bool) -> Result<Vec<FoundLoc
     });
     let mut removed = Vec::new();
     for l in list_locks(vault, now, host)? {
-        if all || l.stale {
+        if all || l.stale || l.damaged {
             vault.store().delete(&l.name)?;
             removed.push(l);
         }

@@ -15,7 +15,7 @@ use crate::index::{Index, IndexFile, IndexPack};
 use crate::pack::{BlobKind, PackWriter, PackedBlob};
 use crate::snapshot::Snapshot;
 use crate::tree::NodeKind;
-use crate::vault::{DATA, INDEX, Vault, pack_name};
+use crate::vault::{DATA, INDEX, SNAPSHOTS, Vault, pack_name};
 
 /// Index files written by prune list at most this many blobs each (about 2 MiB).
 const BLOBS_PER_INDEX_FILE: usize = 50_000;
@@ -233,6 +233,31 @@ pub fn prune(
     let written = repack_packs(vault, &repack)?;
     report.packs_written = written.len();
     let written_bytes: u64 = written.iter().map(|(_, size)| *size).sum();
+
+    // A listing can miss an object (an eventually consistent store, a flaky proxy). Deleting
+    // on one listing could then drop the data of a snapshot, or keep an index file that still
+    // names deleted packs: look again before anything is superseded, and stop on a stranger.
+    let seen_snaps: HashSet<Id> = snaps
+        .readable
+        .iter()
+        .map(|(id, _)| *id)
+        .chain(snaps.unreadable.iter().map(|(id, _)| *id))
+        .collect();
+    let seen_index: HashSet<Id> = scan.all.iter().copied().collect();
+    for (prefix, seen) in [(SNAPSHOTS, &seen_snaps), (INDEX, &seen_index)] {
+        if let Some((id, _)) = vault
+            .list_ids(prefix)?
+            .into_iter()
+            .find(|(id, _)| !seen.contains(id))
+        {
+            return Err(Error::Store {
+                object: format!("{}/{prefix}/{}", vault.location(), id.to_hex()),
+                detail: format!(
+                    "it was not in this prune's first listing of {prefix}/ (the storage listed it late, or a writer ignored the lock); nothing was deleted: run prune again"
+                ),
+            });
+        }
+    }
 
     // 2. Index files for everything that stays; the last supersedes every old index file.
     let mut after: Vec<IndexPack> = rest.iter().map(|u| u.pack.clone()).collect();

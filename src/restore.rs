@@ -330,7 +330,7 @@ fn restore_entries(
     let small = || {
         groups.par_iter().for_each(|group| {
             let name = pack_name(&group.pack);
-            match vault.store().get_range(&name, group.start..group.end) {
+            match vault.store().get_range_exact(&name, group.start..group.end) {
                 Ok(buf) => group.files.iter().for_each(|(path, node, run)| {
                     let r = write_file(path, node, |f, tmp| {
                         write_run(
@@ -353,7 +353,7 @@ fn restore_entries(
                 runs.par_iter().try_for_each(|run| {
                     let buf = vault
                         .store()
-                        .get_range(&pack_name(&run.pack), run.start..run.end)?;
+                        .get_range_exact(&pack_name(&run.pack), run.start..run.end)?;
                     write_run(vault, &buf, run, f, tmp)
                 })
             });

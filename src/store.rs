@@ -31,6 +31,24 @@ pub trait Store: Send + Sync {
     /// `Ok(None)` when the object does not exist.
     fn get(&self, name: &str) -> Result<Option<Bytes>>;
     fn get_range(&self, name: &str, range: Range<u64>) -> Result<Bytes>;
+    /// `get_range`, refusing a reply of any other length than asked for: callers slice it, so a
+    /// store (or a proxy in front of one) that returns fewer bytes must be an error, not a panic.
+    fn get_range_exact(&self, name: &str, range: Range<u64>) -> Result<Bytes> {
+        let want = range.end.saturating_sub(range.start);
+        let b = self.get_range(name, range.clone())?;
+        if b.len() as u64 != want {
+            return Err(Error::Store {
+                object: format!("{}/{name}", self.location()),
+                detail: format!(
+                    "asked for bytes {}..{} ({want}), got {}: a short read; try again",
+                    range.start,
+                    range.end,
+                    b.len()
+                ),
+            });
+        }
+        Ok(b)
+    }
     /// Create `name`; an existing object with that name is left as it is and `Ok(false)` returned.
     fn put(&self, name: &str, data: Bytes) -> Result<bool>;
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>>;

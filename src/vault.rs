@@ -223,7 +223,12 @@ impl Vault {
     fn unlock(store: &dyn Store, password: &[u8]) -> Result<MasterKey> {
         let keys = store.list(KEYS)?;
         if keys.is_empty() {
-            return Err(Error::corrupt("vault", "encrypted vault has no key files"));
+            return Err(Error::corrupt(
+                format!("vault {}", store.location()),
+                format!(
+                    "it is encrypted but {KEYS}/ lists no key file; if the storage lists it late, run the command again, otherwise restore {KEYS}/ from a copy of the vault"
+                ),
+            ));
         }
         let mut skipped = Vec::new();
         for k in &keys {
@@ -441,17 +446,17 @@ impl Vault {
     pub fn read_pack_header(&self, id: &Id, size: u64) -> Result<IndexPack> {
         let name = pack_name(id);
         let tail_len = size.min(64 * 1024);
-        let mut tail = self.store.get_range(&name, size - tail_len..size)?;
+        let mut tail = self.store.get_range_exact(&name, size - tail_len..size)?;
         let hlen = pack::header_len_from_tail(&tail)? as u64;
         if hlen + 4 > tail_len {
             if hlen + 4 + pack::PACK_PREAMBLE_LEN as u64 > size {
                 return Err(Error::corrupt(&name, "header length exceeds the pack"));
             }
-            tail = self.store.get_range(&name, size - hlen - 4..size)?;
+            tail = self.store.get_range_exact(&name, size - hlen - 4..size)?;
         }
         let pre = self
             .store
-            .get_range(&name, 0..pack::PACK_PREAMBLE_LEN as u64)?;
+            .get_range_exact(&name, 0..pack::PACK_PREAMBLE_LEN as u64)?;
         let kind = pack::parse_preamble(&pre)?;
         let blobs = pack::parse_header(&self.sealer, &tail, size)?;
         Ok(IndexPack {
@@ -500,7 +505,7 @@ impl Vault {
         let start = loc.offset as u64;
         let sealed = self
             .store
-            .get_range(&name, start..start + loc.stored_len as u64)?;
+            .get_range_exact(&name, start..start + loc.stored_len as u64)?;
         self.open_blob(&sealed, id, kind, loc.raw_len, &name)
     }
 

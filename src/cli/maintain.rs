@@ -10,7 +10,7 @@ use sitevault::vault::SNAPSHOTS;
 
 use super::EXIT_OK;
 use super::args::*;
-use super::commands::{filter, hostname, lock, matching_snapshots, open};
+use super::commands::{filter, hostname, lock, open};
 use super::output::{self, outln};
 
 pub fn forget(a: ForgetArgs) -> Result<u8> {
@@ -18,7 +18,39 @@ pub fn forget(a: ForgetArgs) -> Result<u8> {
     // A dry run changes nothing, so it only needs to keep prune away while it reads.
     let lock = lock(&vault, &a.lock, !a.dry_run, "forget")?;
     let f = filter(&a.filter);
-    let snaps = matching_snapshots(&vault, &f, "is left alone")?;
+    // A snapshot whose record cannot be read can still be forgotten by its id, as check and
+    // prune advise: it is only an object name then.
+    let scan = vault.scan_snapshots()?;
+    let mut unreadable_named = Vec::new();
+    for (id, e) in &scan.unreadable {
+        if let Some(r) = a
+            .ids
+            .iter()
+            .find(|r| names_unreadable(r, id, &scan.unreadable))
+        {
+            let r = r.to_ascii_lowercase();
+            if scan
+                .readable
+                .iter()
+                .any(|(o, _)| o.to_hex().starts_with(&r))
+            {
+                bail!(
+                    "snapshot prefix {r:?} is ambiguous: it matches a readable and an unreadable snapshot; give more hex digits"
+                );
+            }
+            unreadable_named.push(*id);
+        } else {
+            eprintln!(
+                "warning: snapshot {} cannot be read and is left alone: {e}",
+                id.short()
+            );
+        }
+    }
+    let snaps: Vec<_> = scan
+        .readable
+        .into_iter()
+        .filter(|(_, s)| f.matches(s))
+        .collect();
     let p = &a.policy;
     let policy = Policy {
         keep_last: p.keep_last.unwrap_or(0),
@@ -42,16 +74,34 @@ pub fn forget(a: ForgetArgs) -> Result<u8> {
         }
         let mut ids = Vec::new();
         for r in &a.ids {
+            if unreadable_named
+                .iter()
+                .any(|id| names_unreadable(r, id, &scan.unreadable))
+            {
+                continue;
+            }
             ids.push(snapshot::select(&snaps, r, &f)?.0);
         }
         retention::plan_ids(&snaps, &ids)
     };
-    let remove: Vec<Id> = plans
+    let mut remove: Vec<Id> = plans
         .iter()
         .flat_map(|g| g.decisions.iter())
         .filter(|d| !d.keep)
         .map(|d| d.id)
         .collect();
+    for id in &unreadable_named {
+        eprintln!(
+            "{} unreadable snapshot {}",
+            if a.dry_run {
+                "would remove"
+            } else {
+                "removing"
+            },
+            id.to_hex()
+        );
+    }
+    remove.extend(&unreadable_named);
     if !a.dry_run {
         remove_snapshots(&vault, &lock, &remove)?;
     }
@@ -137,6 +187,19 @@ pub fn forget(a: ForgetArgs) -> Result<u8> {
         print_prune(r);
     }
     Ok(EXIT_OK)
+}
+
+/// Whether `r` (a snapshot argument) names the unreadable snapshot `id`: its full hex, or a
+/// prefix of at least 4 digits that no other unreadable snapshot shares.
+fn names_unreadable(r: &str, id: &Id, unreadable: &[(Id, sitevault::Error)]) -> bool {
+    let r = r.to_ascii_lowercase();
+    r.len() >= 4
+        && id.to_hex().starts_with(&r)
+        && unreadable
+            .iter()
+            .filter(|(o, _)| o.to_hex().starts_with(&r))
+            .count()
+            == 1
 }
 
 /// Delete snapshot objects under an exclusive lock, checked once before the first deletion.
