@@ -354,6 +354,10 @@ fn display(s: &Snapshot, comps: &[Vec<u8>]) -> String {
     String::from_utf8_lossy(&s.path_style.join(&c)).into_owned()
 }
 
+/// One repaired snapshot to write: its original's position in `snaps`, its new root tree, and
+/// the entries left out (path components, and whether each is a folder).
+type SnapshotPlan = (usize, Id, Vec<(Vec<Vec<u8>>, bool)>);
+
 /// Repair `snaps` (the snapshots to look at). The caller holds a lock: shared, or exclusive
 /// with `forget`; `fence` re-checks it before snapshots are stored and before any deletion.
 pub fn repair_snapshots(
@@ -384,7 +388,7 @@ pub fn repair_snapshots(
 
     let (tx, rx) = sync_channel(PACKS_IN_FLIGHT);
     let packer = Packer::new(vault, &index, tx);
-    let mut plans: Vec<(usize, Id, Vec<(Vec<Vec<u8>>, bool)>)> = Vec::new();
+    let mut plans: Vec<SnapshotPlan> = Vec::new();
     let walked: Result<()> = std::thread::scope(|scope| {
         let uploader = (!opts.dry_run).then(|| scope.spawn(|| upload_packs(vault, rx)));
         let mut fixer = Fixer {

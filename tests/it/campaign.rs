@@ -498,7 +498,7 @@ fn every_single_byte_change_is_reported_and_never_restored_wrong() {
                 if let Some(v) = damaged_vault {
                     n += 1;
                     let plan = match hit {
-                        _ if n % 25 == 0 => &everything,
+                        _ if n.is_multiple_of(25) => &everything,
                         Some(id) => users.get(&id).expect("every blob is used"),
                         None => &sample,
                     };
