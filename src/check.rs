@@ -269,7 +269,13 @@ pub fn check(vault: &Vault, opts: &CheckOptions) -> Result<CheckReport> {
             }
             (None, Err(e)) => report.warnings.push(problem(
                 pack_label(&id),
-                format!("in no index and its header cannot be read ({e}); nothing refers to it"),
+                if e.kind() == crate::error::ErrorKind::Corrupt {
+                    format!(
+                        "in no index and damaged ({e}); nothing refers to it, and `sitevault prune` deletes it once every index file reads"
+                    )
+                } else {
+                    format!("in no index and its header cannot be read ({e}); nothing refers to it")
+                },
             )),
         }
     }

@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 
 use rayon::prelude::*;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::id::Id;
 use crate::index::{Index, IndexFile, IndexPack};
 use crate::pack::{BlobKind, PackWriter, PackedBlob};
@@ -67,6 +67,9 @@ pub struct PruneReport {
     pub packs_unindexed: usize,
     /// Packs no index lists and whose header cannot be read: left alone for `check` to report.
     pub packs_unreadable: Vec<Id>,
+    /// Packs no index lists whose bytes are damaged (a torn upload), found while every index
+    /// file was readable: nothing can refer to them, so they are deleted.
+    pub packs_damaged_deleted: Vec<Id>,
     /// Index entries for packs that no longer exist: dropped (no snapshot needed them).
     pub packs_missing: usize,
     pub index_files_replaced: usize,
@@ -132,6 +135,10 @@ pub fn prune(
             Ok(p) => {
                 report.packs_unindexed += 1;
                 packs.push(p);
+            }
+            // Damaged rather than unreachable, and no unreadable index file might name it.
+            Err(e) if e.kind() == ErrorKind::Corrupt && scan.unreadable.is_empty() => {
+                report.packs_damaged_deleted.push(id)
             }
             Err(_) => report.packs_unreadable.push(id),
         }
@@ -219,6 +226,7 @@ pub fn prune(
         && repack.is_empty()
         && report.packs_unindexed == 0
         && report.packs_missing == 0
+        && report.packs_damaged_deleted.is_empty()
         && scan.unreadable.is_empty();
 
     if opts.dry_run || nothing_to_do {
@@ -274,6 +282,9 @@ pub fn prune(
     delete.append(&mut repack);
     for u in &delete {
         vault.store().delete(&pack_name(&u.pack.id))?;
+    }
+    for id in &report.packs_damaged_deleted {
+        vault.store().delete(&pack_name(id))?;
     }
     report.packs_after = after.len();
     report.bytes_after = report.bytes_before - removed_bytes + written_bytes;

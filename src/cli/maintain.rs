@@ -259,6 +259,12 @@ pub(super) fn print_prune(r: &PruneReport) {
             r.packs_missing
         );
     }
+    if !r.packs_damaged_deleted.is_empty() {
+        outln!(
+            "{would}delete {} damaged packs that no index lists (torn uploads; nothing refers to them)",
+            r.packs_damaged_deleted.len()
+        );
+    }
     if !r.packs_unreadable.is_empty() {
         outln!(
             "{} packs in no index have an unreadable header and were left alone; run `sitevault check`",

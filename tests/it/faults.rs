@@ -1171,3 +1171,57 @@ fn unlock_removes_a_damaged_lock() {
         .arg(&src));
     assert_eq!(o.code, 0, "{}", o.stderr);
 }
+
+/// A torn pack upload (a prefix of a pack under a pack's name, in no index) is garbage nothing
+/// can refer to: check names it as such, and prune deletes it.
+#[test]
+fn prune_deletes_a_torn_pack_that_no_index_lists() {
+    use crate::common::{init_vault, run, sv};
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("vault");
+    init_vault(&repo);
+    let src = dir.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("a"), random_bytes(3, 50_000)).unwrap();
+    let o = run(sv().args(["backup", "--repo"]).arg(&repo).arg(&src));
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let pack = walkdir::WalkDir::new(repo.join("data"))
+        .into_iter()
+        .map(|e| e.unwrap())
+        .find(|e| e.file_type().is_file())
+        .unwrap()
+        .into_path();
+    let bytes = fs::read(&pack).unwrap();
+    let torn_name = "cd".repeat(32);
+    fs::create_dir_all(repo.join("data/cd")).unwrap();
+    let torn = repo.join("data/cd").join(&torn_name);
+    fs::write(&torn, &bytes[..bytes.len() / 2]).unwrap();
+    let o = run(sv().args(["check", "--repo"]).arg(&repo));
+    assert!(
+        o.stdout.contains(&torn_name) || o.stderr.contains(&torn_name),
+        "check names the torn pack: {}{}",
+        o.stdout,
+        o.stderr
+    );
+    let o = run(sv().args(["prune", "--repo"]).arg(&repo));
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(
+        o.stdout
+            .contains("delete 1 damaged packs that no index lists"),
+        "{}",
+        o.stdout
+    );
+    assert!(!torn.exists(), "prune deleted the torn pack");
+    assert!(pack.exists(), "and kept the good one");
+    let o = run(sv().args(["check", "--read-data", "--repo"]).arg(&repo));
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    assert!(!o.stdout.contains(&torn_name) && !o.stderr.contains(&torn_name));
+    let t = dir.path().join("r");
+    let o = run(sv()
+        .args(["restore", "--repo"])
+        .arg(&repo)
+        .arg("latest")
+        .arg("--target")
+        .arg(&t));
+    assert_eq!(o.code, 0, "{}", o.stderr);
+}
