@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs (once, cached outside the repo) and starts two storage emulators on 127.0.0.1
 # for the cloud tests:
-#   - S3:         moto_server (PyPI `moto`), bucket    `sitevault-test`
+#   - S3:         moto_server (PyPI `moto`), bucket    `sitevault-test`, and `sitevault-lock`
+#                 created with Object Lock (versioned) for immutable vaults
 #   - Azure Blob: azurite-blob (npm `azurite` 3.x), container `sitevault-test`
 #                 on the emulator account devstoreaccount1
 # Each run starts fresh servers on free ports, with their data and logs in a new temp dir.
@@ -210,6 +211,13 @@ print(*[x.getsockname()[1] for x in s])')
     200 | 201 | 409) _svc_log "S3 bucket sitevault-test: HTTP $status" ;;
     *) _svc_die "S3 bucket sitevault-test: HTTP $status" "$tmp/mkbucket.err" "$tmp/moto.log" ;;
   esac
+  # A second bucket created with S3 Object Lock (which turns on versioning), for immutable vaults.
+  status=$(SVC_BODY= _svc_http PUT "$s3url/sitevault-lock" x-amz-bucket-object-lock-enabled:true \
+    2>"$tmp/mklockbucket.err") || status=error
+  case $status in
+    200 | 201 | 409) _svc_log "S3 bucket sitevault-lock (Object Lock): HTTP $status" ;;
+    *) _svc_die "S3 bucket sitevault-lock: HTTP $status" "$tmp/mklockbucket.err" "$tmp/moto.log" ;;
+  esac
   status=$(SVC_BODY= _svc_http PUT "$azurl/devstoreaccount1/sitevault-test?restype=container" \
     devstoreaccount1 "$SITEVAULT_AZURITE_KEY" 2>"$tmp/mkcontainer.err") || status=error
   case $status in
@@ -221,6 +229,7 @@ print(*[x.getsockname()[1] for x in s])')
   local envfile=${SITEVAULT_CI_ENV:-$tmp/cloud.env} kv
   local -a vars=(
     "SITEVAULT_TEST_S3=s3://sitevault-test"
+    "SITEVAULT_TEST_S3_LOCK=s3://sitevault-lock"
     "AWS_ENDPOINT=$s3url"
     "AWS_ALLOW_HTTP=true"
     "AWS_ACCESS_KEY_ID=testing"

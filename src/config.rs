@@ -36,11 +36,50 @@ pub struct VaultConfig {
     pub chunker: ChunkerParams,
     pub compression_level: i32,
     pub pack_size: u32,
+    /// S3 Object Lock: every object written gets a retention of at least `days` (§3.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub immutable: Option<Immutable>,
     /// Keyed BLAKE3 of the config's own bytes (§3.1): makes any change to `config` evident.
     /// Absent in vaults written before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_mac: Option<String>,
 }
+
+/// How an immutable vault's objects are retained (S3 Object Lock).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Immutable {
+    /// Every object a kept snapshot needs stays retained until at least now + `days`.
+    pub days: u32,
+    pub mode: LockMode,
+}
+
+/// S3 Object Lock retention modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LockMode {
+    /// Users with `s3:BypassGovernanceRetention` can still delete or shorten.
+    #[default]
+    Governance,
+    /// Nobody, the account root included, can delete a version before its date.
+    Compliance,
+}
+
+impl std::str::FromStr for LockMode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<LockMode> {
+        match s.to_ascii_lowercase().as_str() {
+            "governance" => Ok(LockMode::Governance),
+            "compliance" => Ok(LockMode::Compliance),
+            _ => Err(Error::InvalidInput(format!(
+                "immutable mode {s:?}: give governance or compliance"
+            ))),
+        }
+    }
+}
+
+/// The longest retention `init --immutable-days` accepts (S3 allows up to 100 years; a typo
+/// in COMPLIANCE mode would pin storage costs for that long).
+pub const MAX_IMMUTABLE_DAYS: u32 = 3_650;
 
 /// What verifying `config` against its `config_mac` found.
 #[derive(Debug, Clone, PartialEq, Eq)]

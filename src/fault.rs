@@ -264,6 +264,9 @@ impl FaultStore {
 }
 
 impl Store for FaultStore {
+    fn object_lock(&self) -> Option<&crate::s3lock::S3Lock> {
+        self.inner.object_lock()
+    }
     fn location(&self) -> &str {
         self.inner.location()
     }

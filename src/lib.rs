@@ -28,6 +28,7 @@ pub mod prune;
 pub mod repair;
 pub mod restore;
 pub mod retention;
+pub mod s3lock;
 pub mod sccm;
 pub mod size;
 pub mod snapshot;

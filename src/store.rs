@@ -61,6 +61,10 @@ pub trait Store: Send + Sync {
     fn connections(&self) -> usize {
         1
     }
+    /// S3 Object Lock requests, when this store is an S3 bucket (wrappers pass it through).
+    fn object_lock(&self) -> Option<&crate::s3lock::S3Lock> {
+        None
+    }
     /// How many downloads may run at once; 0 means one per core.
     fn downloads(&self) -> usize {
         0
@@ -154,6 +158,9 @@ impl CountingStore {
 }
 
 impl Store for CountingStore {
+    fn object_lock(&self) -> Option<&crate::s3lock::S3Lock> {
+        self.inner.object_lock()
+    }
     fn location(&self) -> &str {
         self.inner.location()
     }
@@ -218,6 +225,8 @@ pub struct ObjectStoreBackend {
     /// Requests beyond the one `put` a multipart upload makes, and how many such uploads.
     extra_puts: std::sync::atomic::AtomicU64,
     multipart_uploads: std::sync::atomic::AtomicU64,
+    /// S3 only: Object Lock requests; with a policy set, every put but locks carries it.
+    s3lock: Option<crate::s3lock::S3Lock>,
 }
 
 /// When and how objects are uploaded in parts.
@@ -325,6 +334,7 @@ impl ObjectStoreBackend {
             multipart: None,
             extra_puts: Default::default(),
             multipart_uploads: Default::default(),
+            s3lock: None,
         })
     }
 
@@ -363,6 +373,7 @@ impl ObjectStoreBackend {
                 _ => explicit.push((k.clone(), v.clone())),
             }
         }
+        let mut pending_lock = None;
         let store: Arc<dyn ObjectStore> = match loc {
             Location::S3 { bucket, .. } => {
                 use object_store::aws::AmazonS3ConfigKey as Key;
@@ -388,11 +399,21 @@ impl ObjectStoreBackend {
                     });
                     b = b.with_config(Key::UnsignedPayload, (!http).to_string());
                 }
+                let mut lock_client = client_options();
                 for (key, v) in given {
+                    if let Key::Client(ck) = key {
+                        lock_client = lock_client.with_config(ck, v);
+                    }
                     b = b.with_config(key, v);
                 }
                 // Create-only puts (If-None-Match) keep locks and objects race-free (formats/).
-                Arc::new(b.with_retry(retry()).build().map_err(bad)?)
+                let s3 = b.clone().with_retry(retry()).build().map_err(bad)?;
+                let region = b
+                    .get_config_value(&Key::Region)
+                    .unwrap_or_else(|| "us-east-1".into());
+                let signed = b.get_config_value(&Key::UnsignedPayload).as_deref() != Some("true");
+                pending_lock = Some((s3.clone(), region, signed, lock_client));
+                Arc::new(s3)
             }
             Location::Azure { container, .. } => {
                 let mut b = object_store::azure::MicrosoftAzureBuilder::new()
@@ -433,15 +454,30 @@ impl ObjectStoreBackend {
             .enable_all()
             .build()
             .map_err(|e| Error::io("tokio runtime", e))?;
+        let runtime = Arc::new(runtime);
+        let location = repo.trim_end_matches('/').to_string();
+        let s3lock = match pending_lock {
+            Some((s3, region, signed, client)) => Some(crate::s3lock::S3Lock::new(
+                s3,
+                region,
+                &prefix,
+                signed,
+                &client,
+                runtime.clone(),
+                &location,
+            )?),
+            None => None,
+        };
         Ok(ObjectStoreBackend {
             inner,
-            location: repo.trim_end_matches('/').to_string(),
-            runtime: Some(Arc::new(runtime)),
+            location,
+            runtime: Some(runtime),
             connections,
             downloads,
             multipart: Some(multipart),
             extra_puts: Default::default(),
             multipart_uploads: Default::default(),
+            s3lock,
         })
     }
 
@@ -557,6 +593,10 @@ impl Store for ObjectStoreBackend {
         self.downloads
     }
 
+    fn object_lock(&self) -> Option<&crate::s3lock::S3Lock> {
+        self.s3lock.as_ref()
+    }
+
     fn get(&self, name: &str) -> Result<Option<Bytes>> {
         let path = ObjPath::from(name);
         self.run(async {
@@ -595,6 +635,16 @@ impl Store for ObjectStoreBackend {
 
     fn put(&self, name: &str, data: Bytes) -> Result<bool> {
         let path = ObjPath::from(name);
+        // An immutable vault: everything but locks (which must go away) is retained. One PUT
+        // (up to 5 GiB, beyond any pack size) carries the retention; multipart would need the
+        // headers on its initiation, which object_store cannot send.
+        if let Some(lock) = &self.s3lock
+            && let Some(policy) = lock.policy()
+            && !name.starts_with("locks/")
+        {
+            let until = crate::s3lock::retain_until(&policy, jiff::Timestamp::now());
+            return lock.put_locked(name, data, policy.mode, until);
+        }
         if let Some(part) = self.part_size(name, data.len() as u64) {
             // Unconditional: an existing object of this name already holds these bytes.
             let parts = self
@@ -705,6 +755,9 @@ impl HookedStore {
 }
 
 impl Store for HookedStore {
+    fn object_lock(&self) -> Option<&crate::s3lock::S3Lock> {
+        self.inner.object_lock()
+    }
     fn location(&self) -> &str {
         self.inner.location()
     }

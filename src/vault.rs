@@ -37,6 +37,8 @@ pub struct InitOptions {
     pub compression_level: i32,
     pub chunker: ChunkerParams,
     pub host: String,
+    /// S3 Object Lock retention for every object (`init --immutable-days`).
+    pub immutable: Option<crate::config::Immutable>,
 }
 
 impl InitOptions {
@@ -56,6 +58,7 @@ impl Default for InitOptions {
             compression_level: DEFAULT_COMPRESSION_LEVEL,
             chunker: ChunkerParams::default(),
             host: String::new(),
+            immutable: None,
         }
     }
 }
@@ -116,6 +119,9 @@ impl Vault {
             }
         }
         opts.validate()?;
+        if let Some(policy) = opts.immutable {
+            enable_object_lock(&*store, policy)?;
+        }
         let master = MasterKey::generate()?;
         let now = Timestamp::now();
         let mut own_key = None;
@@ -140,6 +146,7 @@ impl Vault {
             chunker: opts.chunker,
             compression_level: opts.compression_level,
             pack_size: opts.pack_size,
+            immutable: opts.immutable,
             config_mac: None,
         };
         let stored = config.encode_authenticated(&master.chunk_id)?;
@@ -154,6 +161,13 @@ impl Vault {
         Self::from_parts(store, config, master, ConfigAuth::Verified)
     }
 
+    /// Hold every object written from now on to the config's retention, when the store can.
+    fn apply_retention(store: &dyn Store, config: &VaultConfig) {
+        if let (Some(policy), Some(lock)) = (config.immutable, store.object_lock()) {
+            lock.set_policy(policy);
+        }
+    }
+
     fn from_parts(
         store: Arc<dyn Store>,
         config: VaultConfig,
@@ -165,6 +179,7 @@ impl Vault {
             Encryption::None => Sealer::Plain,
         };
         let chunker = Chunker::new(config.chunker.clone(), gear_seed(&master.chunk_id))?;
+        Self::apply_retention(&*store, &config);
         Ok(Vault {
             store,
             config,
@@ -630,6 +645,30 @@ impl IndexScan {
 pub struct SnapshotScan {
     pub readable: Vec<(Id, Snapshot)>,
     pub unreadable: Vec<(Id, Error)>,
+}
+
+/// `init --immutable-days`: only an S3 bucket created with Object Lock can hold such a vault.
+fn enable_object_lock(store: &dyn Store, policy: crate::config::Immutable) -> Result<()> {
+    let location = store.location();
+    if !(1..=crate::config::MAX_IMMUTABLE_DAYS).contains(&policy.days) {
+        return Err(Error::InvalidInput(format!(
+            "--immutable-days {}: give 1 to {} days",
+            policy.days,
+            crate::config::MAX_IMMUTABLE_DAYS
+        )));
+    }
+    let Some(lock) = store.object_lock() else {
+        return Err(Error::InvalidInput(format!(
+            "{location}: --immutable-days needs an s3:// vault in a bucket with S3 Object Lock; folders and Azure containers cannot enforce it (see the README for Azure immutability)"
+        )));
+    };
+    if lock.state()? != crate::s3lock::LockState::Enabled {
+        return Err(Error::InvalidInput(format!(
+            "{location}: the bucket does not have S3 Object Lock enabled, so --immutable-days cannot be enforced; create the bucket with Object Lock (which turns on versioning), or leave out --immutable-days"
+        )));
+    }
+    lock.set_policy(policy);
+    Ok(())
 }
 
 /// The id at the end of an object name like `index/<hex>` or `data/ab/<hex>`; `None` for

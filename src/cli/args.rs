@@ -417,6 +417,14 @@ pub struct InitArgs {
     /// Argon2id iterations for the key file
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub kdf_iterations: u32,
+    /// S3 Object Lock: retain every object a kept snapshot needs for at least N days
+    /// (s3:// vaults in a bucket created with Object Lock)
+    #[arg(long, value_name = "N")]
+    pub immutable_days: Option<u32>,
+    /// Object Lock mode: governance (a user with s3:BypassGovernanceRetention can still
+    /// delete) or compliance (nobody can, the account root included)
+    #[arg(long, value_name = "MODE", requires = "immutable_days", default_value = "governance")]
+    pub immutable_mode: String,
 }
 
 #[derive(Debug, Args)]

@@ -199,6 +199,13 @@ fn init(a: InitArgs) -> Result<u8> {
         pack_size,
         compression_level: a.compression_level,
         host: hostname(),
+        immutable: match a.immutable_days {
+            Some(days) => Some(sitevault::config::Immutable {
+                days,
+                mode: a.immutable_mode.parse()?,
+            }),
+            None => None,
+        },
         ..InitOptions::default()
     };
     opts.validate()?;
@@ -214,6 +221,13 @@ fn init(a: InitArgs) -> Result<u8> {
         vault.config().id.short(),
         vault.location()
     );
+    if let Some(i) = vault.config().immutable {
+        outln!(
+            "S3 Object Lock: every object is retained for at least {} days ({} mode)",
+            i.days,
+            i.mode.s3().to_ascii_lowercase()
+        );
+    }
     Ok(EXIT_OK)
 }
 

@@ -439,6 +439,7 @@ fn config_value(encrypted: bool) -> VaultConfig {
         chunker: ChunkerParams::default(),
         compression_level: 3,
         pack_size: 32 << 20,
+        immutable: None,
         config_mac: None,
     }
 }

@@ -16,6 +16,7 @@ mod faults;
 mod forget;
 mod fuzz;
 mod history;
+mod immutable;
 mod kill;
 mod prune;
 mod repair;

@@ -259,6 +259,7 @@ fn config(encrypted: bool) -> VaultConfig {
         chunker: chunker_params(),
         compression_level: LEVEL,
         pack_size: 64 * 1024,
+        immutable: None,
         config_mac: None,
     }
 }

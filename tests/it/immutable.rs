@@ -1,0 +1,187 @@
+//! Immutable vaults on S3 Object Lock, against moto: `.ci/run` creates the bucket named by
+//! `SITEVAULT_TEST_S3_LOCK` with Object Lock (and so versioning) enabled, and `SITEVAULT_TEST_S3`
+//! without. `init --immutable-days` refuses the unlocked bucket and a folder; in the locked one
+//! every object written gets a retention of at least N days, and an attacker holding the same
+//! keys cannot delete a single version of them.
+
+use std::fs;
+use std::sync::Arc;
+
+use jiff::{SignedDuration, Timestamp};
+use sitevault::config::LockMode;
+use sitevault::s3lock::{LockState, VersionDelete};
+
+use crate::cloud::fresh;
+use crate::common::{random_bytes, run, sv};
+
+fn lock_bucket(test: &str) -> Option<String> {
+    match std::env::var("SITEVAULT_TEST_S3_LOCK") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            eprintln!(
+                "SKIPPED: {test}: SITEVAULT_TEST_S3_LOCK is not set (`bash .ci/run` starts moto with an Object Lock bucket)"
+            );
+            None
+        }
+    }
+}
+
+/// The store as the CLI opens it: with the `AWS_*` variables the emulator needs.
+fn store(url: &str) -> Arc<dyn sitevault::Store> {
+    let environment = std::env::vars()
+        .filter(|(k, _)| k.starts_with("AWS_"))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect();
+    let opts = sitevault::store::StoreOptions {
+        environment,
+        explicit: Vec::new(),
+    };
+    sitevault::open_store(url, false, &opts).expect("open the S3 store")
+}
+
+const INIT: [&str; 5] = ["init", "--kdf-memory-kib", "1024", "--kdf-iterations", "1"];
+
+#[test]
+fn init_refuses_a_bucket_without_object_lock_and_a_folder() {
+    let Ok(plain) = std::env::var("SITEVAULT_TEST_S3") else {
+        eprintln!("SKIPPED: SITEVAULT_TEST_S3 is not set");
+        return;
+    };
+    let repo = fresh(&plain, "immutable-refused");
+    let o = run(sv()
+        .args(INIT)
+        .args(["--immutable-days", "30", "--repo", &repo]));
+    assert_eq!(o.code, 1, "{}", o.stdout);
+    let lines: Vec<&str> = o.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line: {}", o.stderr);
+    assert!(
+        lines[0].contains("S3 Object Lock") && lines[0].contains("leave out --immutable-days"),
+        "{}",
+        lines[0]
+    );
+    // Nothing was written: a plain init at the same place still works.
+    let o = run(sv().args(INIT).args(["--repo", &repo]));
+    assert_eq!(o.code, 0, "{}", o.stderr);
+
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("vault");
+    let o = run(sv()
+        .args(INIT)
+        .args(["--immutable-days", "30", "--repo"])
+        .arg(&folder));
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("needs an s3:// vault"), "{}", o.stderr);
+    assert!(!folder.join("config").exists());
+
+    if let Some(locked) = lock_bucket("init_refuses_bad_days") {
+        for bad in ["0", "4000"] {
+            let repo = fresh(&locked, "immutable-days");
+            let o = run(sv()
+                .args(INIT)
+                .args(["--immutable-days", bad, "--repo", &repo]));
+            assert_eq!(o.code, 1, "--immutable-days {bad}: {}", o.stdout);
+            assert!(o.stderr.contains("give 1 to 3650 days"), "{}", o.stderr);
+        }
+        let o = run(sv().args(INIT).args([
+            "--immutable-days",
+            "3",
+            "--immutable-mode",
+            "forever",
+            "--repo",
+            &fresh(&locked, "immutable-mode"),
+        ]));
+        assert_eq!(o.code, 1);
+        assert!(
+            o.stderr.contains("give governance or compliance"),
+            "{}",
+            o.stderr
+        );
+    }
+}
+
+#[test]
+fn every_object_is_retained_and_no_version_can_be_deleted() {
+    let Some(locked) = lock_bucket("every_object_is_retained") else {
+        return;
+    };
+    let repo = fresh(&locked, "immutable");
+    let started = Timestamp::now();
+    let o = run(sv().args(INIT).args([
+        "--pack-size",
+        "256KiB",
+        "--immutable-days",
+        "7",
+        "--immutable-mode",
+        "compliance",
+        "--repo",
+        &repo,
+    ]));
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(
+        o.stdout
+            .contains("retained for at least 7 days (compliance mode)"),
+        "{}",
+        o.stdout
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("site");
+    fs::create_dir_all(&src).unwrap();
+    for i in 0..6u64 {
+        fs::write(src.join(format!("f{i}.bin")), random_bytes(i, 120_000)).unwrap();
+    }
+    let o = run(sv().args(["backup", "--repo", &repo]).arg(&src));
+    assert_eq!(o.code, 0, "{}", o.stderr);
+
+    let s = store(&repo);
+    let lock = s
+        .object_lock()
+        .expect("an S3 store has Object Lock requests");
+    assert_eq!(lock.state().unwrap(), LockState::Enabled);
+    let mut objects: Vec<String> = ["keys/", "data/", "index/", "snapshots/"]
+        .iter()
+        .flat_map(|p| s.list(p).unwrap())
+        .map(|o| o.name)
+        .collect();
+    objects.push("config".into());
+    let packs = objects.iter().filter(|n| n.starts_with("data/")).count();
+    assert!(packs >= 2, "several packs: {objects:?}");
+    let floor = started
+        .checked_add(SignedDuration::from_hours(7 * 24))
+        .unwrap()
+        .checked_sub(SignedDuration::from_secs(2))
+        .unwrap();
+    for name in &objects {
+        let (mode, until) = lock
+            .retention(name, None)
+            .unwrap()
+            .unwrap_or_else(|| panic!("{name} has no retention"));
+        assert_eq!(mode, LockMode::Compliance, "{name}");
+        assert!(until >= floor, "{name} is retained only until {until}");
+    }
+    // The vault's locks are not retained: they must go away.
+    assert!(
+        s.list("locks/").unwrap().is_empty(),
+        "the backup removed its lock"
+    );
+
+    // An attacker with the same keys: every version stays.
+    let versions = lock.versions("").unwrap();
+    let mut refused = 0;
+    for v in versions
+        .iter()
+        .filter(|v| !v.delete_marker && !v.name.starts_with("locks/"))
+    {
+        match lock.delete_version(&v.name, &v.version_id).unwrap() {
+            VersionDelete::Locked => refused += 1,
+            VersionDelete::Deleted => panic!("{} version {} was deleted", v.name, v.version_id),
+        }
+    }
+    assert_eq!(
+        refused,
+        objects.len(),
+        "every object's version refused deletion: {objects:?}\n{versions:#?}"
+    );
+    let o = run(sv().args(["check", "--read-data", "--repo", &repo]));
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+}
