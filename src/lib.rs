@@ -2,6 +2,7 @@
 //!
 //! The byte formats are specified in `formats/`; this crate is their reference implementation.
 
+pub mod asof;
 pub mod backup;
 pub mod browse;
 pub mod check;

@@ -486,15 +486,31 @@ impl S3Lock {
         }
     }
 
-    /// Read one version of an object.
-    pub fn get_version(&self, name: &str, version: &str) -> Result<Bytes> {
+    /// Read one version of an object, whole or a byte range of it.
+    pub fn get_version(
+        &self,
+        name: &str,
+        version: &str,
+        range: Option<std::ops::Range<u64>>,
+    ) -> Result<Bytes> {
         let q = format!("{}?versionId={}", self.key(name), encode(version, false));
+        let headers: Vec<(&str, String)> = match &range {
+            Some(r) if r.end > r.start => {
+                vec![("range", format!("bytes={}-{}", r.start, r.end - 1))]
+            }
+            Some(_) => return Ok(Bytes::new()),
+            None => Vec::new(),
+        };
         let r = self
-            .send(http::Method::GET, &q, &[], Bytes::new(), true)
+            .send(http::Method::GET, &q, &headers, Bytes::new(), true)
             .map_err(|e| self.err(name, e))?;
-        match r.status {
-            200 => Ok(r.body),
-            s => Err(self.err(
+        match (r.status, &range) {
+            (200, None) | (206, Some(_)) => Ok(r.body),
+            // A server that ignores Range sends the whole object.
+            (200, Some(rg)) if (r.body.len() as u64) >= rg.end => {
+                Ok(r.body.slice(rg.start as usize..rg.end as usize))
+            }
+            (s, _) => Err(self.err(
                 name,
                 format!(
                     "reading version {version} failed: HTTP {s}: {}",

@@ -482,5 +482,6 @@ fn repo_args(
             .clone()
             .or_else(|| std::env::var_os("SITEVAULT_PASSWORD_FILE").map(PathBuf::from)),
         options: options.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        vault_as_of: None,
     }
 }

@@ -27,6 +27,10 @@ pub struct RepoArgs {
     /// overrides the AWS_* / AZURE_* environment variables)
     #[arg(long = "option", short = 'o', value_name = "KEY=VALUE")]
     pub options: Vec<String>,
+    /// Read the vault as it stood at TIME, from the object versions of a versioned S3 bucket
+    /// (ignoring later deletions and overwrites): for the read commands, and `copy`'s --from
+    #[arg(long, value_name = "TIME", value_parser = parse_at)]
+    pub vault_as_of: Option<jiff::Timestamp>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -71,6 +75,16 @@ pub enum Command {
 pub struct RepairArgs {
     #[command(subcommand)]
     pub what: RepairCommand,
+}
+
+impl RepairArgs {
+    pub fn repo(&self) -> &RepoArgs {
+        match &self.what {
+            RepairCommand::Index(a) => &a.repo,
+            RepairCommand::Snapshots(a) => &a.repo,
+            RepairCommand::Packs(a) => &a.repo,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -17,6 +17,24 @@ use super::output::{self, outln};
 use super::{EXIT_ERROR, EXIT_INCOMPLETE, EXIT_OK};
 
 pub fn dispatch(cli: Cli) -> Result<u8> {
+    // A vault read as of a past time is read-only: refuse the commands that write before they
+    // take a lock or read anything.
+    let writes = match &cli.command {
+        Command::Init(a) => Some(("init", &a.repo)),
+        Command::Backup(a) => Some(("backup", &a.repo)),
+        Command::Forget(a) => Some(("forget", &a.repo)),
+        Command::Prune(a) => Some(("prune", &a.repo)),
+        Command::Unlock(a) => Some(("unlock", &a.repo)),
+        Command::Repair(a) => Some(("repair", a.repo())),
+        _ => None,
+    };
+    if let Some((name, repo)) = writes
+        && repo.vault_as_of.is_some()
+    {
+        bail!(
+            "{name} writes to the vault, so it cannot read it --vault-as-of a past time; restore or `copy --vault-as-of` from it instead"
+        );
+    }
     match cli.command {
         Command::Init(a) => init(a),
         Command::Backup(a) => backup(a),
@@ -82,6 +100,9 @@ fn store_options(options: &[String]) -> Result<sitevault::store::StoreOptions> {
 /// kills itself at an exact write instead (`failpoint.rs`). Not for production use.
 fn open_store(repo: &RepoArgs, create: bool) -> Result<std::sync::Arc<dyn sitevault::Store>> {
     let mut store = sitevault::open_store(&repo.repo, create, &store_options(&repo.options)?)?;
+    if let Some(at) = repo.vault_as_of {
+        store = std::sync::Arc::new(sitevault::asof::AsOfStore::new(store, at)?);
+    }
     if let Ok(spec) = std::env::var("SITEVAULT_FAILPOINT") {
         store = super::failpoint::FailpointStore::wrap(store, spec.parse()?);
     }

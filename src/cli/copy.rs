@@ -19,6 +19,8 @@ pub(super) fn open_other(
         repo: from.to_string(),
         password_file: password_file.clone(),
         options: options.to_vec(),
+        // `copy --vault-as-of T` reads the source as it stood then (the recovery path).
+        vault_as_of: repo.vault_as_of,
     };
     let pw = match (password_file, std::env::var_os("SITEVAULT_FROM_PASSWORD")) {
         (Some(_), _) => password(&other),
@@ -30,7 +32,10 @@ pub(super) fn open_other(
 
 pub fn copy(a: CopyArgs) -> Result<u8> {
     let src = open_other(&a.repo, &a.from, &a.from_password_file, &a.from_options)?;
-    let dst = open(&a.repo)?;
+    let dst = open(&RepoArgs {
+        vault_as_of: None,
+        ..a.repo.clone()
+    })?;
     if src.config().id == dst.config().id {
         anyhow::bail!(
             "--from and --repo are the same vault ({}); give two different vaults",
