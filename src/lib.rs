@@ -16,6 +16,7 @@ pub mod fault;
 pub mod history;
 pub mod http;
 pub mod id;
+pub mod immutable;
 pub mod index;
 pub mod job;
 pub mod lock;

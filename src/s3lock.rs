@@ -531,8 +531,22 @@ impl LockMode {
     }
 }
 
-/// When an object written now must be retained until: `days` from now, to the second.
+/// Retention is extended this long beyond the `days` the vault promises, so an object needs
+/// a new date only every few runs rather than every night: a quarter of `days`, at least one.
+pub fn slack_days(policy: &Immutable) -> u32 {
+    (policy.days / 4).max(1)
+}
+
+/// When an object written (or extended) now must be retained until: `days` plus the slack
+/// from now, to the second.
 pub fn retain_until(policy: &Immutable, now: Timestamp) -> Timestamp {
+    let secs = i64::from(policy.days + slack_days(policy)) * 86_400;
+    now.checked_add(jiff::SignedDuration::from_secs(secs))
+        .unwrap_or(Timestamp::MAX)
+}
+
+/// The date every needed object must be retained until at least, now: `days` from now.
+pub fn must_hold_until(policy: &Immutable, now: Timestamp) -> Timestamp {
     let secs = i64::from(policy.days) * 86_400;
     now.checked_add(jiff::SignedDuration::from_secs(secs))
         .unwrap_or(Timestamp::MAX)

@@ -286,6 +286,15 @@ fn run(a: &AfterbackupArgs, cfg: &JobConfig, log: &mut RunLog, report: &mut Valu
     let r = sitevault::backup(&vault, &opts, &progress, Some(&shared));
     progress.finish();
     let r = r?;
+    if let Some(k) = sitevault::immutable::keep_retained(&vault, false)? {
+        log.info(&format!(
+            "retention: {} objects held until at least {} ({} extended)",
+            k.objects,
+            k.immutable_until
+                .map_or_else(|| "-".to_string(), |t| t.to_string()),
+            k.extended
+        ));
+    }
     shared.release()?;
     for w in &r.warnings {
         warnings.push(w.to_string());
@@ -406,10 +415,27 @@ fn apply_retention(
             output::bytes(p.bytes_rewritten),
             p.packs_after
         ));
+        if let Some(w) = sitevault::immutable::sweep_versions(vault, false)? {
+            log.info(&format!(
+                "prune{where_}: removed {} expired old versions ({}); {} held by Object Lock ({})",
+                w.versions_removed,
+                output::bytes(w.bytes_removed),
+                w.versions_held,
+                output::bytes(w.bytes_held)
+            ));
+        }
         Some(p)
     } else {
         None
     };
+    if let Some(k) = sitevault::immutable::keep_retained(vault, false)? {
+        log.info(&format!(
+            "retention{where_}: {} objects held until at least {}",
+            k.objects,
+            k.immutable_until
+                .map_or_else(|| "-".to_string(), |t| t.to_string())
+        ));
+    }
     excl.release()?;
     Ok(json!({
         "kept": kept,

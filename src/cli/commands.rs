@@ -334,10 +334,17 @@ fn backup(a: BackupArgs) -> Result<u8> {
     let r = sitevault::backup(&vault, &opts, &progress, Some(&lock));
     progress.finish();
     let r = r?;
+    // Still under the shared lock, so no prune turns a needed object into an old version.
+    let retained = sitevault::immutable::keep_retained(&vault, false)?;
     let s = &r.snapshot.summary;
     if a.json {
-        output::json(&backup_json(&vault, &r));
+        let mut v = backup_json(&vault, &r);
+        if let Some(k) = &retained {
+            v["retention"] = serde_json::to_value(k)?;
+        }
+        output::json(&v);
     } else {
+        print_retention(retained.as_ref());
         let state = if r.snapshot.complete {
             "complete"
         } else {
@@ -374,6 +381,19 @@ fn backup(a: BackupArgs) -> Result<u8> {
     } else {
         EXIT_INCOMPLETE
     })
+}
+
+/// One line on what an immutable vault's retention now is.
+pub(super) fn print_retention(r: Option<&sitevault::immutable::RetentionReport>) {
+    if let Some(r) = r {
+        outln!(
+            "retention: {} objects the snapshots need are held until at least {} ({} extended now)",
+            r.objects,
+            r.immutable_until
+                .map_or_else(|| "-".to_string(), |t| t.to_string()),
+            r.extended
+        );
+    }
 }
 
 pub(super) fn filter(f: &FilterArgs) -> SnapshotFilter {

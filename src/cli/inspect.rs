@@ -107,12 +107,17 @@ pub fn stats(a: StatsArgs) -> Result<u8> {
     let vault = open(&a.repo)?;
     let _lock = read_lock(&vault, &a.lock, "stats")?;
     let s = sitevault::stats::stats(&vault)?;
+    let retained = sitevault::immutable::keep_retained(&vault, true)?;
     if a.json {
         let mut v = serde_json::to_value(&s)?;
+        if let Some(k) = &retained {
+            v["immutable_until"] = serde_json::to_value(k.immutable_until)?;
+        }
         v["requests"] = serde_json::to_value(vault.store().requests())?;
         output::json(&v);
         return Ok(EXIT_OK);
     }
+    super::commands::print_retention(retained.as_ref());
     outln!(
         "{} snapshots hold {} in files; the vault stores {} for them ({:.2}x: {:.2}x dedup, {:.2}x compression)",
         s.snapshots,

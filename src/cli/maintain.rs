@@ -120,6 +120,17 @@ pub fn forget(a: ForgetArgs) -> Result<u8> {
     } else {
         None
     };
+    let sweep = if a.prune {
+        sitevault::immutable::sweep_versions(&vault, a.dry_run)?
+    } else {
+        None
+    };
+    // Forgotten snapshots' objects are no longer extended; what is kept stays held.
+    let retained = if a.dry_run {
+        None
+    } else {
+        sitevault::immutable::keep_retained(&vault, false)?
+    };
     lock.release()?;
     if a.json {
         let groups: Vec<_> = plans
@@ -153,6 +164,8 @@ pub fn forget(a: ForgetArgs) -> Result<u8> {
             "groups": groups,
             "removed": if a.dry_run { 0 } else { remove.len() },
             "prune": pruned,
+            "versions": sweep,
+            "retention": retained,
         }));
         return Ok(EXIT_OK);
     }
@@ -186,7 +199,24 @@ pub fn forget(a: ForgetArgs) -> Result<u8> {
     if let Some(r) = &pruned {
         print_prune(r);
     }
+    print_sweep(sweep.as_ref());
+    super::commands::print_retention(retained.as_ref());
     Ok(EXIT_OK)
+}
+
+/// One line on the old object versions of an immutable vault.
+fn print_sweep(w: Option<&sitevault::immutable::SweepReport>) {
+    if let Some(w) = w {
+        outln!(
+            "old versions: {} removed ({}, retention ended); {} still held by Object Lock ({}{})",
+            w.versions_removed,
+            output::bytes(w.bytes_removed),
+            w.versions_held,
+            output::bytes(w.bytes_held),
+            w.held_until
+                .map_or_else(String::new, |t| format!(", until {t} at the latest"))
+        );
+    }
 }
 
 /// Whether `r` (a snapshot argument) names the unreadable snapshot `id`: its full hex, or a
@@ -229,11 +259,17 @@ pub fn prune(a: PruneArgs) -> Result<u8> {
         ..PruneOptions::default()
     };
     let r = sitevault::prune::prune(&vault, &opts, &|| lock.check())?;
+    let sweep = sitevault::immutable::sweep_versions(&vault, a.dry_run)?;
     lock.release()?;
     if a.json {
-        output::json(&serde_json::to_value(&r)?);
+        let mut v = serde_json::to_value(&r)?;
+        if let Some(w) = &sweep {
+            v["versions"] = serde_json::to_value(w)?;
+        }
+        output::json(&v);
     } else {
         print_prune(&r);
+        print_sweep(sweep.as_ref());
     }
     Ok(EXIT_OK)
 }

@@ -311,3 +311,152 @@ fn a_vault_deleted_and_overwritten_by_an_attacker_reads_as_it_stood() {
     assert_eq!(o.code, 0, "{}", o.stderr);
     crate::common::assert_trees_equal(&crate::common::restored_path(&t, &nights[1]), &nights[1]);
 }
+
+/// Retention follows what is kept: a backup extends every object the snapshots need before it
+/// falls short of now + N days; after a forget, the forgotten night's own objects are no longer
+/// extended, prune removes them (delete markers: the locked versions stay), reports what the
+/// locks still hold, and once their retention has ended removes the old versions too. moto lets
+/// a test shorten a retention, which stands in for the days passing.
+#[test]
+fn retention_follows_what_is_kept_and_prune_sweeps_expired_versions() {
+    let Some(locked) = lock_bucket("retention_follows_what_is_kept") else {
+        return;
+    };
+    let repo = fresh(&locked, "retention");
+    let o = run(sv().args(INIT).args([
+        "--pack-size",
+        "256KiB",
+        "--immutable-days",
+        "2",
+        "--repo",
+        &repo,
+    ]));
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("site");
+    fs::create_dir_all(&src).unwrap();
+    for night in 1..=2u64 {
+        for i in 0..3u64 {
+            fs::write(
+                src.join(format!("f{i}.bin")),
+                random_bytes(night * 10 + i, 100_000),
+            )
+            .unwrap();
+        }
+        let o = run(sv().args(["backup", "--repo", &repo]).arg(&src));
+        assert_eq!(o.code, 0, "night {night}: {}", o.stderr);
+        assert!(o.stdout.contains("retention: "), "{}", o.stdout);
+        if night == 1 {
+            // A day and more passes: every retention now ends within the 2 days promised.
+            let s = store(&repo);
+            let lock = s.object_lock().unwrap();
+            let soon = Timestamp::now()
+                .checked_add(SignedDuration::from_hours(20))
+                .unwrap();
+            for v in lock.versions("").unwrap() {
+                if !v.delete_marker && v.is_latest && !v.name.starts_with("locks/") {
+                    lock.extend(&v.name, Some(&v.version_id), LockMode::Governance, soon)
+                        .unwrap();
+                }
+            }
+        }
+    }
+    let s = store(&repo);
+    let lock = s.object_lock().unwrap();
+    let floor = Timestamp::now()
+        .checked_add(SignedDuration::from_hours(48))
+        .unwrap()
+        .checked_sub(SignedDuration::from_secs(5))
+        .unwrap();
+    let o = run(sv().args(["stats", "--json", "--repo", &repo]));
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let stats: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    let until: Timestamp = stats["immutable_until"].as_str().unwrap().parse().unwrap();
+    assert!(
+        until >= floor,
+        "after night 2 every needed object holds until {until}"
+    );
+
+    // Forget night 1 and prune: its own objects go, but their locked versions stay.
+    let night1_only: Vec<String> = {
+        let v = lock.versions("").unwrap();
+        let mut names: Vec<String> = v
+            .iter()
+            .filter(|v| v.is_latest && !v.delete_marker && !v.name.starts_with("locks/"))
+            .map(|v| v.name.clone())
+            .collect();
+        names.sort();
+        names
+    };
+    let o = run(sv().args([
+        "forget",
+        "--keep-last",
+        "1",
+        "--prune",
+        "--max-unused",
+        "0%",
+        "--repo",
+        &repo,
+    ]));
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(
+        o.stdout.contains("still held by Object Lock"),
+        "{}",
+        o.stdout
+    );
+    let after: Vec<_> = lock.versions("").unwrap();
+    let gone: Vec<&String> = night1_only
+        .iter()
+        .filter(|n| {
+            after
+                .iter()
+                .any(|v| &v.name == *n && v.is_latest && v.delete_marker)
+        })
+        .collect();
+    assert!(!gone.is_empty(), "prune removed night 1's own objects");
+    for n in &gone {
+        // The version is still there, and locked.
+        let old = after
+            .iter()
+            .find(|v| &v.name == *n && !v.delete_marker)
+            .unwrap_or_else(|| panic!("{n}: its locked version is gone"));
+        assert_eq!(
+            lock.delete_version(n, &old.version_id).unwrap(),
+            VersionDelete::Locked,
+            "{n}"
+        );
+    }
+    // Their retention ends (stand-in: shortened to a moment from now); the next prune sweeps.
+    let moment = Timestamp::now()
+        .checked_add(SignedDuration::from_secs(2))
+        .unwrap();
+    for v in after.iter().filter(|v| !v.is_latest && !v.delete_marker) {
+        lock.extend(&v.name, Some(&v.version_id), LockMode::Governance, moment)
+            .unwrap();
+    }
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let o = run(sv().args(["prune", "--json", "--repo", &repo]));
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let p: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert!(
+        p["versions"]["versions_removed"].as_u64().unwrap() >= gone.len() as u64,
+        "{}",
+        o.stdout
+    );
+    let left = lock.versions("").unwrap();
+    for n in &gone {
+        assert!(
+            !left.iter().any(|v| &v.name == *n),
+            "{n}: every version and its delete marker are gone"
+        );
+    }
+    // What is kept still restores and checks.
+    let o = run(sv().args(["check", "--read-data", "--repo", &repo]));
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    let t = dir.path().join("r");
+    let o = run(sv()
+        .args(["restore", "latest", "--repo", &repo, "--target"])
+        .arg(&t));
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    crate::common::assert_trees_equal(&crate::common::restored_path(&t, &src), &src);
+}
