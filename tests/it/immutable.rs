@@ -460,3 +460,62 @@ fn retention_follows_what_is_kept_and_prune_sweeps_expired_versions() {
     assert_eq!(o.code, 0, "{}", o.stderr);
     crate::common::assert_trees_equal(&crate::common::restored_path(&t, &src), &src);
 }
+
+/// The IAM policy the README gives a backup host allows deletes only under `locks/`: backups
+/// (the first, and one that finds everything already stored) make no other delete.
+#[test]
+fn a_backup_deletes_nothing_but_its_locks() {
+    use sitevault::backup::{BackupObserver, BackupOptions};
+    use sitevault::lock::{LockOptions, VaultLock};
+    struct Quiet;
+    impl BackupObserver for Quiet {}
+    /// Refuses every delete outside `locks/`, as the bucket policy does.
+    struct DenyDeletes(Arc<dyn sitevault::Store>);
+    impl sitevault::Store for DenyDeletes {
+        fn location(&self) -> &str {
+            self.0.location()
+        }
+        fn get(&self, n: &str) -> sitevault::Result<Option<bytes::Bytes>> {
+            self.0.get(n)
+        }
+        fn get_range(&self, n: &str, r: std::ops::Range<u64>) -> sitevault::Result<bytes::Bytes> {
+            self.0.get_range(n, r)
+        }
+        fn put(&self, n: &str, d: bytes::Bytes) -> sitevault::Result<bool> {
+            self.0.put(n, d)
+        }
+        fn list(&self, p: &str) -> sitevault::Result<Vec<sitevault::store::ObjectInfo>> {
+            self.0.list(p)
+        }
+        fn delete(&self, n: &str) -> sitevault::Result<()> {
+            assert!(n.starts_with("locks/"), "a backup deleted {n}");
+            self.0.delete(n)
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("vault");
+    crate::common::init_vault(&repo);
+    let src = dir.path().join("site");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("a.bin"), random_bytes(1, 200_000)).unwrap();
+    let inner = sitevault::open_store(repo.to_str().unwrap(), false, &Default::default()).unwrap();
+    let store: Arc<dyn sitevault::Store> = Arc::new(DenyDeletes(inner));
+    let vault = sitevault::Vault::open(store, Some(crate::common::PASSWORD.as_bytes())).unwrap();
+    for _ in 0..2 {
+        let opts = LockOptions {
+            exclusive: false,
+            command: "backup".into(),
+            host: "h".into(),
+            wait: std::time::Duration::ZERO,
+        };
+        let lock = VaultLock::acquire(&vault, &opts, &|_| {}).unwrap();
+        let b = BackupOptions {
+            paths: vec![src.clone()],
+            host: "h".into(),
+            ..BackupOptions::default()
+        };
+        sitevault::backup(&vault, &b, &Quiet, Some(&lock)).unwrap();
+        lock.release().unwrap();
+    }
+    assert_eq!(vault.list_snapshots().unwrap().len(), 2);
+}
