@@ -177,10 +177,15 @@ pub fn backup(
 
     let (up_tx, up_rx) = sync_channel(PACKS_IN_FLIGHT);
     let (big_tx, big_rx) = sync_channel::<BigJob>(0);
+    // One read of the snapshots serves the parent (unchanged files) and the predecessor.
+    let earlier = vault
+        .scan_snapshots()
+        .map(|s| s.readable)
+        .unwrap_or_default();
     let parent = if opts.force_reread {
         None
     } else {
-        parent_tree(vault, &index, opts, &roots)
+        parent_tree(vault, &index, opts, &roots, &earlier)
     };
     let s = Session {
         vault,
@@ -281,6 +286,11 @@ pub fn backup(
         complete: unreadable == 0 && opts.missing_sources == 0,
         summary,
         change_tracking_days: opts.change_tracking_days,
+        previous: earlier
+            .iter()
+            .filter(|(_, s)| s.host == opts.host && s.label == opts.label && s.time <= time)
+            .max_by_key(|(id, s)| (s.time, *id))
+            .map(|(id, _)| *id),
     };
     // The commit point: only while our lock certainly still holds, or a prune that judged us
     // gone could have deleted packs this snapshot needs (formats/ §12.6).
@@ -353,12 +363,12 @@ fn parent_tree(
     index: &Index,
     opts: &BackupOptions,
     roots: &[PathBuf],
+    snaps: &[(Id, Snapshot)],
 ) -> Option<Tree> {
     let paths: Vec<String> = roots
         .iter()
         .map(|r| r.to_string_lossy().into_owned())
         .collect();
-    let snaps = vault.scan_snapshots().ok()?.readable;
     let (_, snap) = snaps.iter().rev().find(|(_, s)| {
         s.host == opts.host
             && s.label == opts.label

@@ -15,12 +15,13 @@ use serde::Serialize;
 
 use crate::config::ConfigAuth;
 use crate::error::{Error, Result};
+use crate::forget::{ChainBreak, FORGETS, chain_breaks, scan_forgets};
 use crate::id::Id;
 use crate::index::{Index, IndexPack};
 use crate::pack::{BlobKind, PackedBlob};
 use crate::snapshot::Snapshot;
 use crate::tree::NodeKind;
-use crate::vault::{CONFIG, DATA, INDEX, Vault, pack_name};
+use crate::vault::{CONFIG, DATA, INDEX, SnapshotScan, Vault, pack_name};
 use crate::walk::{Reachable, reachable};
 
 /// Which packs `--read-data-subset` reads.
@@ -136,6 +137,9 @@ pub struct CheckReport {
     /// Packs that are missing, unreadable, or hold damaged blobs.
     pub damaged_packs: Vec<Id>,
     pub damaged_snapshots: Vec<DamagedSnapshot>,
+    /// Snapshots another one names as its predecessor that are gone with no forget record
+    /// naming them: deleted outside sitevault (formats/ §9.3).
+    pub vanished_snapshots: Vec<ChainBreak>,
 }
 
 impl CheckReport {
@@ -153,6 +157,42 @@ fn problem(object: impl Into<String>, detail: impl Into<String>) -> Problem {
 
 fn pack_label(id: &Id) -> String {
     format!("pack {}", id.to_hex())
+}
+
+/// Name every predecessor that vanished without a forget record, and damaged forget records.
+fn tamper_evidence(vault: &Vault, snaps: &SnapshotScan, report: &mut CheckReport) -> Result<()> {
+    let forgets = scan_forgets(vault)?;
+    for (id, e) in &forgets.unreadable {
+        report
+            .errors
+            .push(problem(format!("{FORGETS}/{}", id.to_hex()), e.to_string()));
+    }
+    let present: HashSet<Id> = snaps
+        .readable
+        .iter()
+        .map(|(id, _)| *id)
+        .chain(snaps.unreadable.iter().map(|(id, _)| *id))
+        .collect();
+    let breaks = chain_breaks(&snaps.readable, &present, &forgets.forgotten());
+    let caveat = if forgets.unreadable.is_empty() {
+        ""
+    } else {
+        " (unless a damaged forget record names it)"
+    };
+    for b in &breaks {
+        report.errors.push(problem(
+            format!("snapshot {}", b.missing.to_hex()),
+            format!(
+                "gone, and no forget record names it{caveat}: it was the snapshot before {} (host {}, label {:?}, {}), so it was deleted outside sitevault (an attack or storage loss); on a versioned S3 bucket `--vault-as-of` a time before the deletion still reads it",
+                b.successor.short(),
+                b.host,
+                b.label,
+                b.before
+            ),
+        ));
+    }
+    report.vanished_snapshots = breaks;
+    Ok(())
 }
 
 /// What `check` learned about packs and blobs before it walks the snapshots.
@@ -327,6 +367,8 @@ pub fn check(vault: &Vault, opts: &CheckOptions) -> Result<CheckReport> {
             dirs: vec![],
         });
     }
+    tamper_evidence(vault, &snaps, &mut report)?;
+
     // Trees are read through the index files plus the headers of packs no index lists, so a
     // damaged or lost index file hides nothing else; what only those packs hold is reported
     // below as needing a prune, not as lost.

@@ -124,10 +124,19 @@ pub fn copy(
 
     // Every pack and index file is stored: now the snapshots, oldest first.
     fence()?;
+    // A predecessor is named by its id in this vault: the newest one of the same host and
+    // label here (as listed at the start), copies just made included.
+    let mut here = existing.readable;
     for ((from, s), tree) in todo.iter().map(|t| (t.0, &t.1)).zip(roots) {
         let mut copy = s.clone();
         copy.tree = tree;
+        copy.previous = here
+            .iter()
+            .filter(|(_, h)| h.host == s.host && h.label == s.label && h.time <= s.time)
+            .max_by_key(|(id, h)| (h.time, *id))
+            .map(|(id, _)| *id);
         let to = dst.save_snapshot(&copy)?;
+        here.push((to, copy));
         report.copied.push(Copied {
             from,
             to,

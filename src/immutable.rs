@@ -62,7 +62,8 @@ fn needed(vault: &Vault) -> Result<Vec<String>> {
         .map(|l| pack_name(&l.pack))
         .collect();
     let mut out = vec![CONFIG.to_string()];
-    for prefix in [KEYS, INDEX] {
+    // Forget records too: they are what tells a forgotten snapshot from a deleted one.
+    for prefix in [KEYS, INDEX, crate::forget::FORGETS] {
         out.extend(vault.store().list(prefix)?.into_iter().map(|o| o.name));
     }
     out.extend(

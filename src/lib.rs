@@ -13,6 +13,7 @@ pub mod copy;
 pub mod crypto;
 pub mod error;
 pub mod fault;
+pub mod forget;
 pub mod history;
 pub mod http;
 pub mod id;

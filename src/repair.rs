@@ -26,7 +26,7 @@ use crate::packer::{PACKS_IN_FLIGHT, Packer, Uploaded, upload_packs};
 use crate::snapshot::Snapshot;
 use crate::store::in_download_pool;
 use crate::tree::{NodeKind, Tree};
-use crate::vault::{DATA, INDEX, IndexScan, SNAPSHOTS, Vault, pack_name};
+use crate::vault::{DATA, INDEX, IndexScan, Vault, pack_name};
 
 /// The tag a repaired snapshot carries, so `snapshots` shows what it is.
 pub const REPAIRED_TAG: &str = "repaired";
@@ -184,6 +184,8 @@ pub struct RepairSnapshotsOptions {
     pub forget: bool,
     /// Read and verify every data blob the snapshots use, not only that it is indexed.
     pub read_data: bool,
+    /// This machine's name, for the forget record of originals forgotten.
+    pub host: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -473,10 +475,13 @@ pub fn repair_snapshots(
                 None => vault.save_snapshot(&fixed)?,
             });
             if opts.forget {
-                fence()?;
-                vault
-                    .store()
-                    .delete(&format!("{SNAPSHOTS}/{}", orig.to_hex()))?;
+                crate::forget::forget_snapshots(
+                    vault,
+                    &[*orig],
+                    &opts.host,
+                    "repair snapshots --forget",
+                    fence,
+                )?;
                 r.forgotten = true;
             }
         }

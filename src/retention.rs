@@ -509,6 +509,7 @@ mod tests {
             complete,
             summary: Summary::default(),
             change_tracking_days: None,
+            previous: None,
         }
     }
 

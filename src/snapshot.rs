@@ -57,6 +57,10 @@ pub struct Snapshot {
     /// restored: the site must reinitialise its data from other sites.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub change_tracking_days: Option<u32>,
+    /// The newest snapshot of the same host and label when this one was written: `check`
+    /// names a predecessor that vanished without a forget record (tampering, or loss).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<Id>,
 }
 
 impl Snapshot {
@@ -198,6 +202,7 @@ mod tests {
             complete: true,
             summary: Summary::default(),
             change_tracking_days: days,
+            previous: None,
         };
         let snaps = vec![
             (Id([1; 32]), mk("2026-11-01T03:00:00Z", "a", Some(5))),
@@ -267,6 +272,7 @@ mod tests {
                             ..Summary::default()
                         },
                         change_tracking_days: None,
+                        previous: None,
                     }
                 },
             )

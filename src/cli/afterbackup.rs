@@ -389,7 +389,7 @@ fn apply_retention(
         .filter(|d| !d.keep)
         .collect();
     let ids: Vec<sitevault::Id> = removed.iter().map(|d| d.id).collect();
-    remove_snapshots(vault, &excl, &ids)?;
+    remove_snapshots(vault, &excl, &ids, "afterbackup retention")?;
     for d in &removed {
         log.info(&format!(
             "retention{where_} removed snapshot {} of {} ({})",

@@ -437,7 +437,12 @@ pub struct InitArgs {
     pub immutable_days: Option<u32>,
     /// Object Lock mode: governance (a user with s3:BypassGovernanceRetention can still
     /// delete) or compliance (nobody can, the account root included)
-    #[arg(long, value_name = "MODE", requires = "immutable_days", default_value = "governance")]
+    #[arg(
+        long,
+        value_name = "MODE",
+        requires = "immutable_days",
+        default_value = "governance"
+    )]
     pub immutable_mode: String,
 }
 

@@ -472,6 +472,7 @@ fn snapshots(a: SnapshotsArgs) -> Result<u8> {
                     "paths": s.paths,
                     "complete": s.complete,
                     "tree": s.tree.to_hex(),
+                    "previous": s.previous.map(|p| p.to_hex()),
                     "program_version": s.program_version,
                     "summary": s.summary,
                 })

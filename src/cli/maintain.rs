@@ -6,7 +6,6 @@ use sitevault::Id;
 use sitevault::prune::{PruneOptions, PruneReport};
 use sitevault::retention::{self, KeepWithin, Policy};
 use sitevault::snapshot;
-use sitevault::vault::SNAPSHOTS;
 
 use super::EXIT_OK;
 use super::args::*;
@@ -103,7 +102,7 @@ pub fn forget(a: ForgetArgs) -> Result<u8> {
     }
     remove.extend(&unreadable_named);
     if !a.dry_run {
-        remove_snapshots(&vault, &lock, &remove)?;
+        remove_snapshots(&vault, &lock, &remove, "forget")?;
     }
     let pruned = if a.prune {
         // A dry run previews the prune as if the snapshots were already gone.
@@ -233,20 +232,14 @@ fn names_unreadable(r: &str, id: &Id, unreadable: &[(Id, sitevault::Error)]) -> 
 }
 
 /// Delete snapshot objects under an exclusive lock, checked once before the first deletion.
+/// Forget `ids` under `lock`, recording what was removed first (formats/ §9.3).
 pub(super) fn remove_snapshots(
     vault: &sitevault::Vault,
     lock: &sitevault::lock::VaultLock,
     ids: &[Id],
+    command: &str,
 ) -> Result<()> {
-    if ids.is_empty() {
-        return Ok(());
-    }
-    lock.check()?;
-    for id in ids {
-        vault
-            .store()
-            .delete(&format!("{SNAPSHOTS}/{}", id.to_hex()))?;
-    }
+    sitevault::forget::forget_snapshots(vault, ids, &hostname(), command, &|| lock.check())?;
     Ok(())
 }
 

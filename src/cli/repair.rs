@@ -5,7 +5,7 @@ use anyhow::Result;
 use sitevault::repair::{self, RepairSnapshotsOptions};
 
 use super::args::*;
-use super::commands::{filter, lock, open};
+use super::commands::{filter, hostname, lock, open};
 use super::copy::open_other;
 use super::output::{self, outln};
 use super::{EXIT_INCOMPLETE, EXIT_OK};
@@ -86,6 +86,7 @@ fn snapshots(a: RepairSnapshotsArgs) -> Result<u8> {
         dry_run: a.dry_run,
         forget: a.forget,
         read_data: a.read_data,
+        host: hostname(),
     };
     let r = repair::repair_snapshots(&vault, &chosen, &unreadable, &opts, &|| lock.check())?;
     lock.release()?;

@@ -563,6 +563,7 @@ fn hand_made(time: &str, label: &str, host: &str) -> Snapshot {
         complete: true,
         summary: Summary::default(),
         change_tracking_days: None,
+        previous: None,
     }
 }
 

@@ -684,12 +684,7 @@ impl World {
                 .filter(|d| !d.keep)
                 .map(|d| d.id)
                 .collect();
-            if !remove.is_empty() {
-                lock.check()?;
-                for id in &remove {
-                    v.store().delete(&format!("snapshots/{}", id.to_hex()))?;
-                }
-            }
+            sitevault::forget::forget_snapshots(&v, &remove, "faults", "forget", &|| lock.check())?;
             lock.release()?;
             Ok(remove.len())
         });

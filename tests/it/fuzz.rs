@@ -406,6 +406,7 @@ fn snapshot_value() -> Snapshot {
             ..Summary::default()
         },
         change_tracking_days: None,
+        previous: None,
     }
 }
 

@@ -30,10 +30,11 @@ const INIT: [&str; 6] = [
 const RANDOM_KILLS: usize = 10;
 
 /// Every kind of write a command can be killed at.
-const KINDS: [&str; 8] = [
+const KINDS: [&str; 9] = [
     "put data/",
     "put index/",
     "put snapshots/",
+    "put forgets/",
     "delete data/",
     "delete index/",
     "delete snapshots/",
@@ -572,6 +573,7 @@ fn kill_forget_prune_at_every_write_and_at_random() {
         "forget --prune",
         &[
             "put locks/",
+            "put forgets/",
             "delete snapshots/",
             "put data/",
             "put index/",

@@ -22,6 +22,7 @@ mod prune;
 mod repair;
 mod restore_options;
 mod roundtrip;
+mod tamper;
 mod vectors;
 mod wine;
 mod wine_cross;

@@ -61,10 +61,12 @@ fn fixture() -> Fixture {
         let id = backup_json(&repo, &src, &format!("2026-01-0{night}T03:00:00Z"));
         all.push((id, src));
     }
-    // Forget nights 1 and 3 by removing their snapshot objects (what `forget` does).
-    for (id, _) in [&all[0], &all[2]] {
-        fs::remove_file(repo.join("snapshots").join(id)).unwrap();
-    }
+    // Forget nights 1 and 3.
+    let o = run(sv()
+        .args(["forget", "--lock-wait", "0", "--repo"])
+        .arg(&repo)
+        .args([&all[0].0, &all[2].0]));
+    assert_eq!(o.code, 0, "forget: {}", o.stderr);
     let kept = vec![all[1].clone(), all[3].clone()];
     Fixture { dir, repo, kept }
 }

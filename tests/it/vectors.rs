@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use sitevault::chunker::{Chunker, ChunkerParams, Policy};
 use sitevault::config::{ConfigAuth, Encryption, VaultConfig};
 use sitevault::crypto::{KdfParams, KeyFile, MasterKey, Sealer};
+use sitevault::forget::ForgetRecord;
 use sitevault::index::{IndexFile, IndexPack, index_magic};
 use sitevault::lock::LockInfo;
 use sitevault::pack::{BlobKind, PackWriter, PackedBlob, pack_magic, parse_header, parse_preamble};
@@ -81,6 +82,13 @@ const N_TREE_HEADER: u8 = 0xd1;
 const N_INDEX: u8 = 0xe1;
 const N_SNAPSHOT: u8 = 0xf1;
 const N_LOCK: u8 = 0x05;
+const N_FORGET: u8 = 0x25;
+
+/// The id the vector snapshot names as its predecessor, which the vector forget record names as
+/// forgotten (§9.3).
+fn forgotten_id() -> Id {
+    Id::of_object(b"the snapshot before, forgotten")
+}
 
 fn long() -> Vec<u8> {
     LONG_LINE.repeat(8)
@@ -297,6 +305,7 @@ fn snapshot(root: Id, bytes_added: u64) -> Snapshot {
             duration_secs: 0.25,
         },
         change_tracking_days: None,
+        previous: Some(forgotten_id()),
     }
 }
 
@@ -539,6 +548,25 @@ fn lock_stored() -> Vec<u8> {
     sealer(true).seal_with_nonce(&lock_json_bytes(), None, &ramp(N_LOCK))
 }
 
+/// A forget record as `forget` on host SCCM01 writes it (§9.3).
+fn forget_record() -> ForgetRecord {
+    ForgetRecord {
+        version: 1,
+        time: "2024-05-06T07:30:00Z".parse().unwrap(),
+        host: "SCCM01".into(),
+        command: "forget".into(),
+        snapshots: vec![forgotten_id()],
+    }
+}
+
+fn forget_json_bytes() -> Vec<u8> {
+    serde_json::to_vec(&forget_record()).expect("forget record serialises") // as `forget_snapshots` writes it
+}
+
+fn forget_stored() -> Vec<u8> {
+    sealer(true).seal_with_nonce(&forget_json_bytes(), Some(LEVEL), &ramp(N_FORGET))
+}
+
 fn policy_name(p: Policy) -> String {
     match p {
         Policy::ContentDefined => "cdc".into(),
@@ -623,6 +651,10 @@ fn build() -> Value {
     let lock_stored = lock_stored();
     let lock_id = Id::of_object(&lock_stored);
 
+    let forget_json = forget_json_bytes();
+    let forget_stored = forget_stored();
+    let forget_id = Id::of_object(&forget_stored);
+
     let input = xorshift_bytes(CHUNK_INPUT_SEED, CHUNK_INPUT_LEN);
     let seed = spec_gear_seed(&m.chunk_id);
     let chunker = Chunker::new(chunker_params(), seed).expect("chunker");
@@ -705,6 +737,14 @@ fn build() -> Value {
             "stored": h(&lock_stored),
             "id": lock_id.to_hex(),
             "name": format!("locks/{}", lock_id.to_hex()),
+        },
+        "forget_record": {
+            "json": String::from_utf8(forget_json).unwrap(),
+            "level": LEVEL,
+            "nonce": h(&ramp::<24>(N_FORGET)),
+            "stored": h(&forget_stored),
+            "id": forget_id.to_hex(),
+            "name": format!("forgets/{}", forget_id.to_hex()),
         },
         "config": {
             "encrypted": {"json": String::from_utf8(config_bytes(true)).unwrap(), "name": "config"},
@@ -1488,6 +1528,22 @@ fn lock_json_parses() {
 }
 
 #[test]
+fn forget_record_json_parses() {
+    let text = str_at("/forget_record/json");
+    let r = ForgetRecord::decode(text.as_bytes(), "vector")
+        .unwrap_or_else(|e| panic!("forget record: {e}; {ADVICE}"));
+    check_eq(&r, &forget_record(), "forget record");
+    let stored_bytes = hex_at("/forget_record/stored");
+    check_eq(
+        id_at("/forget_record/id"),
+        Id::of_object(&stored_bytes),
+        "forget record id",
+    );
+    let (_, plain) = spec_open(&stored_bytes, Some(&master().encryption));
+    check_eq(plain.as_slice(), text.as_bytes(), "sealed forget record");
+}
+
+#[test]
 fn snapshot_json_parses() {
     let text = str_at("/snapshot/json");
     let s: Snapshot =
@@ -1756,6 +1812,7 @@ fn vector_objects_form_a_readable_vault() {
         ("/index_file/name", hex_at("/index_file/stored")),
         ("/snapshot/name", hex_at("/snapshot/stored")),
         ("/lock/name", hex_at("/lock/stored")),
+        ("/forget_record/name", hex_at("/forget_record/stored")),
         (
             "/config/encrypted/name",
             str_at("/config/encrypted/json").as_bytes().to_vec(),
@@ -1805,6 +1862,31 @@ fn vector_objects_form_a_readable_vault() {
     let snaps = ok(vault.list_snapshots(), "loading the vector snapshot");
     check_eq(snaps.len(), 1, "snapshots");
     check_eq(snaps[0].0, id_at("/snapshot/id"), "snapshot id");
+    // Its predecessor is gone, but the forget record names it: the chain is intact (§9.3).
+    let forgets = ok(
+        sitevault::forget::scan_forgets(&vault),
+        "reading forget records",
+    );
+    check_eq(forgets.records.len(), 1, "forget records");
+    check_eq(
+        &forgets.records[0].1,
+        &forget_record(),
+        "forget record read from the vault",
+    );
+    let present = snaps.iter().map(|(id, _)| *id).collect();
+    check_eq(
+        sitevault::forget::chain_breaks(&snaps, &present, &forgets.forgotten()),
+        vec![],
+        "no chain break with the record",
+    );
+    check_eq(
+        sitevault::forget::chain_breaks(&snaps, &present, &Default::default())
+            .iter()
+            .map(|b| b.missing)
+            .collect::<Vec<_>>(),
+        vec![forgotten_id()],
+        "a chain break without it",
+    );
     let entries = ok(
         sitevault::walk::entries(&vault, &index, &snaps[0].1.tree),
         "walking the vector trees",
