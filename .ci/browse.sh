@@ -3,12 +3,15 @@
 #   fuse3   fusermount3, which `sitevault mount` mounts through (fuser's pure-Rust mount)
 #   rclone  a WebDAV client that copies a recovery point
 #   openssl makes the test certificate for `serve --tls-cert`
+#   chromium, chromium-driver: the recovery console's tests (tests/it/console.rs) drive real
+#           headless Chromium through WebDriver
 # Installs what is missing with apt-get (as root, or through sudo), checks /dev/fuse, and exports
-# SITEVAULT_TEST_REQUIRE_FUSE=1 so those tests fail instead of skipping when a client is missing.
+# SITEVAULT_TEST_REQUIRE_FUSE=1 and SITEVAULT_TEST_REQUIRE_CHROMIUM=1 so those tests fail instead
+# of skipping when a client is missing.
 set -euo pipefail
 
 sitevault_browse_setup() {
-  local -a pkgs=(fuse3 rclone openssl curl) missing=() sudo=()
+  local -a pkgs=(fuse3 rclone openssl curl chromium chromium-driver) missing=() sudo=()
   local p
   for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -24,8 +27,9 @@ sitevault_browse_setup() {
     echo "browse: /dev/fuse is missing: the FUSE mount tests cannot run" >&2
     return 1
   fi
-  echo "browse: $(fusermount3 -V), $(rclone --version | head -n 1)"
+  echo "browse: $(fusermount3 -V), $(rclone --version | head -n 1), $(chromedriver --version | head -n 1)"
   export SITEVAULT_TEST_REQUIRE_FUSE=1
+  export SITEVAULT_TEST_REQUIRE_CHROMIUM=1
 }
 
 sitevault_browse_setup

@@ -520,6 +520,55 @@ impl Browser {
         Ok(Some(e))
     }
 
+    /// The root tree's entries (the first components of the backed-up paths: `srv`, `E:`),
+    /// as original paths are built from them.
+    pub fn root_entries(&self, snap: &Arc<SnapInfo>) -> Result<Vec<(Vec<u8>, Entry)>> {
+        let root = self.tree(&snap.snapshot.tree)?;
+        Ok(root
+            .tree
+            .nodes
+            .iter()
+            .map(|n| {
+                (
+                    n.name.clone(),
+                    Entry::Node {
+                        snap: Arc::clone(snap),
+                        node: Arc::new(n.clone()),
+                    },
+                )
+            })
+            .collect())
+    }
+
+    /// The entry at root-tree components `comps` (see [`crate::paths::parse_original`]);
+    /// `Ok(None)` when the recovery point has nothing there. Needs at least one component.
+    pub fn at_path(&self, snap: &Arc<SnapInfo>, comps: &[Vec<u8>]) -> Result<Option<Entry>> {
+        let Some((first, rest)) = comps.split_first() else {
+            return Ok(None);
+        };
+        let style = snap.snapshot.path_style;
+        let mut e = match self
+            .root_entries(snap)?
+            .into_iter()
+            .find(|(n, _)| style.same_name(n, first))
+        {
+            Some((_, e)) => e,
+            None => return Ok(None),
+        };
+        for name in rest {
+            match self.lookup(&e, name)? {
+                Some(next) => e = next,
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(e))
+    }
+
+    /// The index the view reads through (reloaded with the snapshot list).
+    pub fn index(&self) -> Arc<Index> {
+        Arc::clone(&self.fresh().index)
+    }
+
     /// A recovery point's top folder: its root tree, Windows volumes as `restore --target`
     /// names them (`E:` → `E`, `\\server\share` → `UNC/server/share`).
     fn snap_root(&self, snap: &Arc<SnapInfo>) -> Result<Vec<(Vec<u8>, Entry)>> {

@@ -653,6 +653,7 @@ fn reason(status: u16) -> &'static str {
         207 => "Multi-Status",
         301 => "Moved Permanently",
         302 => "Found",
+        303 => "See Other",
         304 => "Not Modified",
         400 => "Bad Request",
         401 => "Unauthorized",

@@ -8,6 +8,7 @@ pub mod browse;
 pub mod check;
 pub mod chunker;
 pub(crate) mod codec;
+pub mod console;
 pub mod config;
 pub mod copy;
 pub mod crypto;

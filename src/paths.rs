@@ -119,6 +119,44 @@ fn prefix_name(p: std::path::Prefix<'_>) -> Vec<u8> {
     }
 }
 
+/// Root-tree components of an original path as shown (`/srv/site`, `E:\\Backup`,
+/// `\\\\server\\share\\x`; `/` also separates Windows paths). `.` and `..` are refused, so a
+/// path from a web form cannot climb; an empty path is the root (no components).
+pub fn parse_original(style: PathStyle, path: &[u8]) -> Result<Vec<Vec<u8>>> {
+    let bad =
+        |why: &str| Error::InvalidInput(format!("path {:?} {why}", String::from_utf8_lossy(path)));
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    let (sep, mut rest) = match style {
+        PathStyle::Unix => (b'/', path.to_vec()),
+        PathStyle::Windows => (
+            b'\\',
+            path.iter()
+                .map(|&b| if b == b'/' { b'\\' } else { b })
+                .collect(),
+        ),
+    };
+    if style == PathStyle::Windows
+        && let Some(unc) = rest.strip_prefix(b"\\\\")
+    {
+        let mut parts = unc.splitn(3, |&b| b == b'\\');
+        let server = parts.next().unwrap_or_default();
+        let share = parts.next().unwrap_or_default();
+        if server.is_empty() || share.is_empty() {
+            return Err(bad("names a server but no share"));
+        }
+        out.push([b"\\\\", server, b"\\", share].concat());
+        rest = parts.next().unwrap_or_default().to_vec();
+    }
+    for c in rest.split(|&b| b == sep) {
+        match c {
+            b"" => {}
+            b"." | b".." => return Err(bad("may not contain . or .. components")),
+            _ => out.push(c.to_vec()),
+        }
+    }
+    Ok(out)
+}
+
 /// A stored name as a local file name.
 pub fn local_name(name: &[u8]) -> Result<OsString> {
     #[cfg(unix)]
@@ -296,6 +334,33 @@ pub fn original(style: PathStyle, comps: &[&[u8]]) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn original_paths_parse_into_root_tree_components() {
+        let w = PathStyle::Windows;
+        let v = |x: &[&str]| x.iter().map(|s| s.as_bytes().to_vec()).collect::<Vec<_>>();
+        assert_eq!(
+            parse_original(w, br"E:\Backup\x").unwrap(),
+            v(&["E:", "Backup", "x"])
+        );
+        assert_eq!(
+            parse_original(w, b"E:/Backup/").unwrap(),
+            v(&["E:", "Backup"])
+        );
+        assert_eq!(
+            parse_original(w, br"\\srv\share\a").unwrap(),
+            v(&[r"\\srv\share", "a"])
+        );
+        assert!(parse_original(w, br"\\srv").is_err());
+        let u = PathStyle::Unix;
+        assert_eq!(
+            parse_original(u, b"/srv/site").unwrap(),
+            v(&["srv", "site"])
+        );
+        assert_eq!(parse_original(u, b"").unwrap(), Vec::<Vec<u8>>::new());
+        let e = parse_original(u, b"/srv/../etc").unwrap_err().to_string();
+        assert!(e.contains(". or .."), "{e}");
+    }
 
     fn t(style: PathStyle, comps: &[&[u8]]) -> Result<PathBuf> {
         under_target(Path::new("/restore"), style, comps)

@@ -70,6 +70,9 @@ impl Pattern {
 pub struct PathFilter {
     includes: Vec<Pattern>,
     excludes: Vec<Pattern>,
+    /// Entries included by their exact components (the console's checkboxes): no glob
+    /// escaping, and names need not be UTF-8.
+    exact: Vec<Vec<Vec<u8>>>,
 }
 
 impl PathFilter {
@@ -83,23 +86,49 @@ impl PathFilter {
                 .iter()
                 .map(|p| Pattern::new(p))
                 .collect::<Result<_>>()?,
+            exact: Vec::new(),
         })
     }
 
+    /// Select exactly these entries (root-tree components each) and what is below them.
+    pub fn exact(paths: Vec<Vec<Vec<u8>>>) -> PathFilter {
+        PathFilter {
+            exact: paths,
+            ..PathFilter::default()
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
-        self.includes.is_empty() && self.excludes.is_empty()
+        self.includes.is_empty() && self.excludes.is_empty() && self.exact.is_empty()
     }
 
     /// The patterns as given, for messages.
     pub fn describe(&self) -> String {
         let inc: Vec<&str> = self.includes.iter().map(|p| p.text.as_str()).collect();
         let exc: Vec<&str> = self.excludes.iter().map(|p| p.text.as_str()).collect();
+        if !self.exact.is_empty() {
+            let paths: Vec<String> = self
+                .exact
+                .iter()
+                .map(|c| {
+                    let refs: Vec<&[u8]> = c.iter().map(|x| x.as_slice()).collect();
+                    String::from_utf8_lossy(&PathStyle::Unix.join(&refs)).into_owned()
+                })
+                .collect();
+            return format!("the paths {paths:?}");
+        }
         format!("include {inc:?}, exclude {exc:?}")
     }
 
     /// Whether one path (its components, in the snapshot's style) matches any include pattern
     /// on its own, ignoring ancestors.
     pub fn matches_include(&self, style: PathStyle, comps: &[&[u8]]) -> bool {
+        let exact = self.exact.iter().any(|e| {
+            e.len() == comps.len() && e.iter().zip(comps).all(|(a, b)| style.same_name(a, b))
+        });
+        if exact {
+            return true;
+        }
         let (path, name) = texts(style, comps);
         self.includes.iter().any(|p| p.matches(style, &path, &name))
     }
@@ -114,8 +143,8 @@ impl PathFilter {
     /// brings its whole subtree.
     pub fn selects(&self, style: PathStyle, comps: &[&[u8]]) -> bool {
         let prefixes = || (1..=comps.len()).map(|n| &comps[..n]);
-        let included =
-            self.includes.is_empty() || prefixes().any(|c| self.matches_include(style, c));
+        let included = (self.includes.is_empty() && self.exact.is_empty())
+            || prefixes().any(|c| self.matches_include(style, c));
         included && !prefixes().any(|c| self.matches_exclude(style, c))
     }
 }
@@ -145,6 +174,17 @@ mod tests {
 
     fn c(path: &str) -> Vec<&[u8]> {
         path.split('|').map(str::as_bytes).collect()
+    }
+
+    #[test]
+    fn exact_paths_select_themselves_and_what_is_below() {
+        let p = PathFilter::exact(vec![vec![b"E:".to_vec(), b"Site[1]*".to_vec()]]);
+        let w = PathStyle::Windows;
+        assert!(p.selects(w, &c("E:|Site[1]*")));
+        assert!(p.selects(w, &c("e:|site[1]*|x.mdf")), "caseless on Windows");
+        assert!(!p.selects(w, &c("E:|Site1x")), "no glob meaning");
+        assert!(!p.selects(w, &c("E:")), "a parent is not selected");
+        assert!(!p.is_empty());
     }
 
     #[test]

@@ -5,8 +5,8 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 
@@ -69,6 +69,17 @@ pub struct RestoreOptions {
     pub verify: bool,
     /// Goes into keep-both names, e.g. `2026-11-20 0300`.
     pub stamp: String,
+    /// Counters a watcher (the console's progress view) reads while the restore runs.
+    pub progress: Option<Arc<RestoreProgress>>,
+}
+
+/// How far a running restore is: totals once the plan is made, then files and bytes written.
+#[derive(Debug, Default)]
+pub struct RestoreProgress {
+    pub files_total: AtomicU64,
+    pub bytes_total: AtomicU64,
+    pub files_done: AtomicU64,
+    pub bytes_done: AtomicU64,
 }
 
 impl RestoreOptions {
@@ -80,6 +91,7 @@ impl RestoreOptions {
             dry_run: false,
             verify: false,
             stamp: String::new(),
+            progress: None,
         }
     }
 }
@@ -315,10 +327,21 @@ fn restore_entries(
             }
         }
     }
+    if let Some(p) = &opts.progress {
+        let files_total = (single.len() + multi.len()) as u64;
+        let bytes_total: u64 = single.iter().map(|f| f.1.size).sum::<u64>()
+            + multi.iter().map(|f| f.1.size).sum::<u64>();
+        p.files_total.store(files_total, Ordering::Relaxed);
+        p.bytes_total.store(bytes_total, Ordering::Relaxed);
+    }
     let done = |path: &Path, node: &Node, r: Result<()>| match r {
         Ok(()) => {
             files.fetch_add(1, Ordering::Relaxed);
             bytes.fetch_add(node.size, Ordering::Relaxed);
+            if let Some(p) = &opts.progress {
+                p.files_done.fetch_add(1, Ordering::Relaxed);
+                p.bytes_done.fetch_add(node.size, Ordering::Relaxed);
+            }
             written_ok
                 .lock()
                 .expect("written lock")

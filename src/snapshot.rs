@@ -86,6 +86,39 @@ impl Snapshot {
     }
 }
 
+/// A point in time as users give it: RFC 3339 (`2026-11-20T03:00:00Z`), or a civil time in
+/// `tz`: `YYYY-MM-DD` (the end of that day, so its last snapshot is the one meant),
+/// `YYYY-MM-DD HH:MM` or `YYYY-MM-DD HH:MM:SS` (`T` also separates).
+pub fn parse_time(s: &str, tz: &jiff::tz::TimeZone) -> std::result::Result<Timestamp, String> {
+    let t = s.trim();
+    if let Ok(ts) = t.parse::<Timestamp>() {
+        return Ok(ts);
+    }
+    let bad = || {
+        format!(
+            "{s:?} is not a time: give RFC 3339 (2026-11-20T03:00:00Z) or local YYYY-MM-DD, YYYY-MM-DD HH:MM or YYYY-MM-DD HH:MM:SS"
+        )
+    };
+    let civil = if t.len() == 10 {
+        let d: jiff::civil::Date = t.parse().map_err(|_| bad())?;
+        d.to_datetime(jiff::civil::Time::MAX)
+    } else {
+        let normal = t.replacen('T', " ", 1);
+        let full = if normal.len() == 16 {
+            format!("{normal}:00")
+        } else {
+            normal
+        };
+        full.replacen(' ', "T", 1)
+            .parse::<jiff::civil::DateTime>()
+            .map_err(|_| bad())?
+    };
+    civil
+        .to_zoned(tz.clone())
+        .map(|z| z.timestamp())
+        .map_err(|e| format!("{s:?}: {e}"))
+}
+
 /// Filters shared by commands that pick snapshots.
 #[derive(Debug, Clone, Default)]
 pub struct SnapshotFilter {

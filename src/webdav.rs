@@ -179,7 +179,7 @@ impl Dav {
 }
 
 /// Write bytes `start..end` of `file`, a piece at a time (reads ahead within the range only).
-fn stream(
+pub(crate) fn stream(
     browser: &Browser,
     file: &OpenFile,
     start: u64,
@@ -409,7 +409,7 @@ fn decode_path(rest: &str) -> Option<Vec<Vec<u8>>> {
     Some(out)
 }
 
-fn decode(s: &str) -> Option<Vec<u8>> {
+pub(crate) fn decode(s: &str) -> Option<Vec<u8>> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -427,7 +427,7 @@ fn decode(s: &str) -> Option<Vec<u8>> {
 }
 
 /// Percent-encode a name's bytes for a URL path segment (names need not be UTF-8).
-fn encode(name: &[u8]) -> String {
+pub(crate) fn encode(name: &[u8]) -> String {
     let mut s = String::with_capacity(name.len());
     for &b in name {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
@@ -441,7 +441,7 @@ fn encode(name: &[u8]) -> String {
 
 /// Escape for XML and HTML text. Control characters XML 1.0 cannot carry at all (a legal Unix
 /// file name may hold them) become U+FFFD, so one odd name does not break a whole listing.
-fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     s.chars()
         .map(|c| match c {
             '\t' | '\n' | '\r' => c,
@@ -455,7 +455,7 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-fn timestamp(ns: i64) -> jiff::Timestamp {
+pub(crate) fn timestamp(ns: i64) -> jiff::Timestamp {
     jiff::Timestamp::from_nanosecond(ns as i128).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
 }
 

@@ -203,6 +203,9 @@ pub struct ServeArgs {
     /// TLS private key (PEM)
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Let the web console restore files on this machine (off: browsing and downloads only)
+    #[arg(long)]
+    pub allow_restore: bool,
 }
 
 #[derive(Debug, Args)]
@@ -604,35 +607,7 @@ fn parse_if_exists(s: &str) -> Result<sitevault::restore::IfExists, String> {
 
 /// RFC 3339, or `YYYY-MM-DD[ HH:MM[:SS]]` in local time; a date alone is the end of that day.
 pub fn parse_at(s: &str) -> Result<jiff::Timestamp, String> {
-    let t = s.trim();
-    if let Ok(ts) = t.parse::<jiff::Timestamp>() {
-        return Ok(ts);
-    }
-    let bad = || {
-        format!(
-            "{s:?} is not a time: give RFC 3339 (2026-11-20T03:00:00Z) or local YYYY-MM-DD, YYYY-MM-DD HH:MM or YYYY-MM-DD HH:MM:SS"
-        )
-    };
-    let tz = jiff::tz::TimeZone::system();
-    let civil = if t.len() == 10 {
-        let d: jiff::civil::Date = t.parse().map_err(|_| bad())?;
-        // The end of the day: its last snapshot is the one meant.
-        d.to_datetime(jiff::civil::Time::MAX)
-    } else {
-        let normal = t.replacen('T', " ", 1);
-        let full = if normal.len() == 16 {
-            format!("{normal}:00")
-        } else {
-            normal
-        };
-        full.replacen(' ', "T", 1)
-            .parse::<jiff::civil::DateTime>()
-            .map_err(|_| bad())?
-    };
-    civil
-        .to_zoned(tz)
-        .map(|z| z.timestamp())
-        .map_err(|e| format!("{s:?}: {e}"))
+    sitevault::snapshot::parse_time(s, &jiff::tz::TimeZone::system())
 }
 
 fn parse_time(s: &str) -> Result<jiff::Timestamp, String> {

@@ -143,21 +143,35 @@ pub fn serve(a: ServeArgs) -> Result<u8> {
         None => hex::encode(sitevault::crypto::random_array::<16>()?),
     };
     let (b, lock) = browser(&a.browse, "serve")?;
-    let dav = sitevault::webdav::Dav::new(Arc::clone(&b), token.clone(), error_sink());
+    let console = sitevault::console::Console::new(
+        Arc::clone(&b),
+        token.clone(),
+        sitevault::console::ConsoleOptions {
+            allow_restore: a.allow_restore,
+            time_zone: jiff::tz::TimeZone::system(),
+            secure_cookie: tls.is_some(),
+        },
+        error_sink(),
+    )?;
     let opts = ServerOptions {
         listen,
         tls,
         max_connections: 64,
     };
-    let server = Server::bind(&opts, Arc::new(dav))?;
+    let server = Server::bind(&opts, Arc::new(console))?;
     let scheme = if server.is_tls() { "https" } else { "http" };
     let base = format!("{scheme}://{}/{token}/", server.local_addr());
     // The first line is the contract: scripts read the URL from it.
     outln!("{base}");
     eprintln!(
-        "serving {} recovery points of {} over WebDAV at {base}dav/ (read-only); Ctrl-C stops",
+        "serving {} recovery points of {}: the recovery console at {base} ({}), WebDAV at {base}dav/ (read-only); Ctrl-C stops",
         b.snapshots().len(),
-        b.vault().location()
+        b.vault().location(),
+        if a.allow_restore {
+            "restores allowed"
+        } else {
+            "browse and download; --allow-restore lets it restore"
+        }
     );
     let stop = server.shutdown_handle();
     on_signal(move || stop.shutdown())?;

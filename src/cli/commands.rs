@@ -651,6 +651,7 @@ fn restore(a: RestoreArgs) -> Result<u8> {
             .to_zoned(tz.clone())
             .strftime("%Y-%m-%d %H%M")
             .to_string(),
+        progress: None,
     };
     let plan = sitevault::restore(&vault, &index, &snap, &opts)?;
     let r = &plan.summary;

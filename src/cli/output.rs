@@ -7,18 +7,7 @@ pub fn one_line(e: &anyhow::Error) -> String {
 }
 
 pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
+    sitevault::size::format_bytes(n)
 }
 
 /// Write raw path bytes (names need not be UTF-8) followed by a newline.

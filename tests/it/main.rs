@@ -24,5 +24,6 @@ mod restore_options;
 mod roundtrip;
 mod tamper;
 mod vectors;
+mod webdriver;
 mod wine;
 mod wine_cross;
