@@ -64,8 +64,9 @@ impl Fields {
     }
 }
 
-/// Headers every console response carries: no external anything, no framing, no referrer
-/// (the token is in every URL), nothing cached.
+/// Headers every console response carries: no external anything, no framing, referrers only
+/// to ourselves (the token is in every URL; `no-referrer` would make Chromium send
+/// `Origin: null` on our own form posts), nothing cached.
 pub fn secure(r: Response) -> Response {
     r.with_header(
         "Content-Security-Policy",
@@ -73,7 +74,7 @@ pub fn secure(r: Response) -> Response {
     )
     .with_header("X-Content-Type-Options", "nosniff")
     .with_header("X-Frame-Options", "DENY")
-    .with_header("Referrer-Policy", "no-referrer")
+    .with_header("Referrer-Policy", "same-origin")
     .with_header("Cache-Control", "no-store")
 }
 

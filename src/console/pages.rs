@@ -930,7 +930,9 @@ fn chart(nights: &BTreeMap<String, u64>) -> String {
         return "<p id=added-chart-empty>No recovery points yet.</p>".into();
     }
     let max = shown.iter().map(|(_, b)| **b).max().unwrap_or(1).max(1);
-    let (w, hgt, bar) = (720.0f64, 160.0f64, 720.0 / shown.len() as f64);
+    // Bars at most 36 units wide, so a young vault does not show a few huge blocks.
+    let (w, hgt) = (720.0f64, 160.0f64);
+    let bar = (w / shown.len() as f64).min(36.0);
     let mut s = format!(
         "<svg id=added-chart class=chart viewBox=\"0 0 {w} {}\" role=img aria-label=\"Stored bytes added per night\">",
         hgt + 20.0

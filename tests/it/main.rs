@@ -6,6 +6,7 @@ mod campaign;
 mod check;
 mod cli_contract;
 mod cloud;
+mod console;
 mod common;
 mod copy;
 mod crash;
