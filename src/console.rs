@@ -214,6 +214,23 @@ impl Console {
     }
 }
 
+/// The console's own routes (anything else under the token is 404, whatever the method).
+fn known(route: &str) -> bool {
+    matches!(
+        route,
+        "" | "browse"
+            | "download"
+            | "history"
+            | "diff"
+            | "search"
+            | "vault"
+            | "restore"
+            | "check"
+            | "assets/console.css"
+            | "assets/console.js"
+    ) || route.starts_with("jobs/")
+}
+
 /// Equal in constant time (tokens and CSRF values).
 fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -253,6 +270,7 @@ impl Handler for Console {
                 Ok(_) => pages::check_post(self),
                 Err(r) => r,
             },
+            (_, r) if !known(r) => error_page(&self.base, 404, "no such page"),
             ("OPTIONS", _) => Response::new(204).with_header("Allow", "GET, HEAD, POST"),
             _ => secure(
                 Response::new(405)

@@ -86,7 +86,7 @@ impl Jobs {
             }
             n
         };
-        std::thread::Builder::new()
+        let started = std::thread::Builder::new()
             .name(format!("sitevault-restore-{n}"))
             .spawn(move || {
                 let index = browser.index();
@@ -94,8 +94,16 @@ impl Jobs {
                     .map(|plan| plan.summary)
                     .map_err(|e| e.to_string());
                 *job.outcome.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
-            })
-            .map_or(0, |_| n)
+            });
+        if started.is_err() {
+            // No thread, no job: it would show as running for ever.
+            self.jobs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&n);
+            return 0;
+        }
+        n
     }
 
     pub fn status(&self, n: u64) -> Option<Status> {

@@ -533,7 +533,6 @@ fn webdav_serves_every_recovery_point_to_curl_with_ranges_and_refuses_writes() {
         format!("{port_base}/"),
         format!("{port_base}/dav/ids/"),
         format!("{port_base}/0123456789abcdef0123456789abcdef/dav/ids/"),
-        format!("{}elsewhere", s.base),
     ] {
         let (code, _, body) = curl(&[&url]);
         assert_eq!(code, 404, "{url}");
@@ -541,6 +540,12 @@ fn webdav_serves_every_recovery_point_to_curl_with_ranges_and_refuses_writes() {
         let (code, _, body) = curl(&["-X", "PROPFIND", "-H", "Depth: 1", &url]);
         assert_eq!(code, 404, "{url}");
         assert!(body.is_empty(), "{url}");
+    }
+    // With the token, a path that is neither dav/ nor a console page: 404 (the console's page).
+    let elsewhere = format!("{}elsewhere", s.base);
+    for method in ["GET", "PROPFIND", "POST"] {
+        let (code, _, _) = curl(&["-X", method, &elsewhere]);
+        assert_eq!(code, 404, "{method} {elsewhere}");
     }
     assert_eq!(fs::read_dir(repo.join("locks")).unwrap().count(), 1);
     assert_eq!(s.stop(), 0);
