@@ -23,6 +23,7 @@ mod prune;
 mod repair;
 mod restore_options;
 mod roundtrip;
+mod sites;
 mod tamper;
 mod vectors;
 mod webdriver;
