@@ -1,0 +1,229 @@
+//! Index at scale: synthesizes vaults whose index files name 1 M, 10 M (and, on request,
+//! 100 M) chunks, written as a backup writes them (sealed, 8 packs of 500 blobs per index file,
+//! in a local-folder vault), then measures what every backup pays before it reads a byte: the
+//! load time (`Vault::load_index`: list, read, open, decode, sort), the heap it keeps (a
+//! counting allocator), and the lookup rate for known and unknown ids on one core and on all.
+//!
+//! `cargo bench --bench index_scale` (sizes: `SITEVAULT_BENCH_INDEX_SIZES=1M,10M,100M`; the
+//! default is `1M,10M`; 100 M needs about 10 GB of RAM and 5 GB of disk). Results are printed
+//! and written to `target/index-bench.json`. Without `--bench` (`cargo test --all-targets`) it
+//! runs a 20,000-chunk smoke version.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use rayon::prelude::*;
+use serde_json::json;
+use sitevault::Id;
+use sitevault::index::{IndexFile, IndexPack};
+use sitevault::pack::{BlobKind, PackedBlob};
+use sitevault::vault::{InitOptions, Vault};
+
+struct Counting;
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size(), Ordering::Relaxed);
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        LIVE.fetch_add(n, Ordering::Relaxed);
+        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
+        unsafe { System.realloc(p, l, n) }
+    }
+}
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+const PER_PACK: usize = 500;
+const PACKS_PER_FILE: usize = 8;
+const PER_FILE: usize = PER_PACK * PACKS_PER_FILE;
+
+/// The ids of index file `f`: deterministic, so lookups can regenerate known ids.
+fn ids_of_file(f: usize, n: usize) -> Vec<Id> {
+    let mut bytes = vec![0u8; n * 32];
+    let mut key = [7u8; 32];
+    key[..8].copy_from_slice(&(f as u64).to_le_bytes());
+    blake3::Hasher::new_keyed(&key)
+        .finalize_xof()
+        .fill(&mut bytes);
+    bytes
+        .chunks_exact(32)
+        .map(|c| Id(c.try_into().expect("32 bytes")))
+        .collect()
+}
+
+fn index_file(f: usize, n: usize) -> IndexFile {
+    let ids = ids_of_file(f, n);
+    IndexFile {
+        supersedes: vec![],
+        packs: ids
+            .chunks(PER_PACK)
+            .enumerate()
+            .map(|(p, blobs)| {
+                let mut pid = [0u8; 32];
+                pid[..8].copy_from_slice(&((f * PACKS_PER_FILE + p) as u64).to_le_bytes());
+                IndexPack {
+                    id: Id(pid),
+                    kind: BlobKind::Data,
+                    blobs: blobs
+                        .iter()
+                        .enumerate()
+                        .map(|(j, id)| PackedBlob {
+                            id: *id,
+                            offset: j as u32 * 65_536,
+                            stored_len: 65_000,
+                            raw_len: 65_536,
+                        })
+                        .collect(),
+                }
+            })
+            .collect(),
+    }
+}
+
+fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+fn parse_count(s: &str) -> usize {
+    let s = s.trim().to_ascii_uppercase();
+    let (num, mult) = match s.strip_suffix('M') {
+        Some(n) => (n, 1_000_000),
+        None => match s.strip_suffix('K') {
+            Some(n) => (n, 1_000),
+            None => (s.as_str(), 1),
+        },
+    };
+    num.parse::<usize>().expect("a size like 1M or 250K") * mult
+}
+
+fn run(n: usize, dir: &std::path::Path) -> serde_json::Value {
+    let store = sitevault::open_store(
+        dir.to_str().expect("utf-8 temp dir"),
+        true,
+        &Default::default(),
+    )
+    .expect("local store");
+    let opts = InitOptions {
+        password: Some(b"index bench".to_vec()),
+        kdf: sitevault::crypto::KdfParams {
+            memory_kib: 1024,
+            iterations: 1,
+            parallelism: 1,
+        },
+        ..InitOptions::default()
+    };
+    let vault = Vault::init(store, opts).expect("init");
+    let files = n.div_ceil(PER_FILE);
+    let t = Instant::now();
+    (0..files).into_par_iter().for_each(|f| {
+        let count = PER_FILE.min(n - f * PER_FILE);
+        vault.save_index(&index_file(f, count)).expect("save index");
+    });
+    let write_secs = t.elapsed().as_secs_f64();
+    let stored: u64 = vault
+        .list_ids("index")
+        .expect("list")
+        .iter()
+        .map(|(_, s)| s)
+        .sum();
+    let vault = Arc::new(vault);
+
+    let heap_before = LIVE.load(Ordering::Relaxed);
+    let rss_before = rss_mib();
+    let t = Instant::now();
+    let index = vault.load_index().expect("load index");
+    let load_secs = t.elapsed().as_secs_f64();
+    let heap = LIVE.load(Ordering::Relaxed).saturating_sub(heap_before);
+    let rss_after = rss_mib();
+    assert_eq!(index.len(), n, "every chunk indexed");
+
+    // Known ids from across the vault, and ids it has never seen.
+    // Every id of up to 250 index files spread over the vault (about 1 M), shuffled by a
+    // stride so consecutive probes land far apart.
+    let step = (files / 250).max(1);
+    let mut known: Vec<Id> = (0..files)
+        .step_by(step)
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .flat_map_iter(|f| ids_of_file(f, PER_FILE.min(n - f * PER_FILE)))
+        .collect();
+    let len = known.len();
+    known = (0..len).map(|i| known[(i * 7919) % len]).collect();
+    let probes = known.len();
+    let unknown = ids_of_file(usize::MAX, probes);
+    let rate = |ids: &[Id], par: bool| {
+        let t = Instant::now();
+        let hits = if par {
+            ids.par_iter().filter(|id| index.contains(id)).count()
+        } else {
+            ids.iter().filter(|id| index.contains(id)).count()
+        };
+        (hits, ids.len() as f64 / t.elapsed().as_secs_f64())
+    };
+    let (hits, hit1) = rate(&known, false);
+    assert_eq!(hits, probes, "every known id is found");
+    let (misses, miss1) = rate(&unknown, false);
+    assert_eq!(misses, 0, "no unknown id is found");
+    let (_, hit_all) = rate(&known, true);
+    let (_, miss_all) = rate(&unknown, true);
+    println!(
+        "{n:>11} chunks: {files} index files, {:.0} MiB stored ({:.1} B/chunk); load {load_secs:.2} s ({:.2} M chunks/s); heap {:.0} MiB = {:.1} B/chunk (RSS +{:.0} MiB); lookups/s one core {:.1} M hit, {:.1} M miss; all cores {:.1} M hit, {:.1} M miss; written in {write_secs:.1} s",
+        stored as f64 / 1048576.0,
+        stored as f64 / n as f64,
+        n as f64 / load_secs / 1e6,
+        heap as f64 / 1048576.0,
+        heap as f64 / n as f64,
+        rss_after - rss_before,
+        hit1 / 1e6,
+        miss1 / 1e6,
+        hit_all / 1e6,
+        miss_all / 1e6,
+    );
+    json!({
+        "chunks": n, "index_files": files, "stored_bytes": stored,
+        "load_secs": load_secs, "heap_bytes": heap, "heap_bytes_per_chunk": heap as f64 / n as f64,
+        "rss_growth_mib": rss_after - rss_before,
+        "lookups_per_sec": {"one_core_hit": hit1, "one_core_miss": miss1, "all_cores_hit": hit_all, "all_cores_miss": miss_all},
+        "write_secs": write_secs,
+    })
+}
+
+fn main() {
+    let bench = std::env::args().skip(1).any(|a| a == "--bench");
+    let sizes: Vec<usize> = if bench {
+        std::env::var("SITEVAULT_BENCH_INDEX_SIZES")
+            .unwrap_or_else(|_| "1M,10M".into())
+            .split(',')
+            .map(parse_count)
+            .collect()
+    } else {
+        vec![20_000]
+    };
+    println!(
+        "index at scale: {} cores; {PER_PACK} blobs per pack, {PACKS_PER_FILE} packs per index file, sealed and compressed as a backup writes them",
+        rayon::current_num_threads()
+    );
+    let mut out = Vec::new();
+    for n in sizes {
+        let dir = tempfile::tempdir().expect("temp dir");
+        out.push(run(n, dir.path()));
+    }
+    if bench {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/index-bench.json");
+        std::fs::write(&path, serde_json::to_vec_pretty(&out).expect("json")).expect("write json");
+        println!("results in {}", path.display());
+    }
+}
