@@ -162,11 +162,6 @@ fn pack_label(id: &Id) -> String {
 /// Name every predecessor that vanished without a forget record, and damaged forget records.
 fn tamper_evidence(vault: &Vault, snaps: &SnapshotScan, report: &mut CheckReport) -> Result<()> {
     let forgets = scan_forgets(vault)?;
-    for (id, e) in &forgets.unreadable {
-        report
-            .errors
-            .push(problem(format!("{FORGETS}/{}", id.to_hex()), e.to_string()));
-    }
     let present: HashSet<Id> = snaps
         .readable
         .iter()
@@ -174,6 +169,23 @@ fn tamper_evidence(vault: &Vault, snaps: &SnapshotScan, report: &mut CheckReport
         .chain(snaps.unreadable.iter().map(|(id, _)| *id))
         .collect();
     let breaks = chain_breaks(&snaps.readable, &present, &forgets.forgotten());
+    // A record that cannot be read matters only if it might explain a vanished snapshot;
+    // otherwise it is a torn upload of a forget that deleted nothing (formats/ §9.3).
+    for (id, e) in &forgets.unreadable {
+        let object = format!("{FORGETS}/{}", id.to_hex());
+        if !breaks.is_empty() {
+            report.errors.push(problem(object, e.to_string()));
+        } else if e.kind() == crate::error::ErrorKind::Corrupt {
+            report.warnings.push(problem(
+                object,
+                format!(
+                    "{e}; a torn upload of a forget that deleted nothing (no snapshot is missing without a record); `sitevault prune` removes it"
+                ),
+            ));
+        } else {
+            report.warnings.push(problem(object, e.to_string()));
+        }
+    }
     let caveat = if forgets.unreadable.is_empty() {
         ""
     } else {

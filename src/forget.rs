@@ -34,13 +34,11 @@ impl ForgetRecord {
         let r: ForgetRecord =
             serde_json::from_slice(bytes).map_err(|e| Error::corrupt(what, e.to_string()))?;
         if r.version > FORGET_VERSION {
-            return Err(Error::corrupt(
-                what,
-                format!(
-                    "forget record version {} is newer than this sitevault reads ({FORGET_VERSION}); upgrade sitevault",
-                    r.version
-                ),
-            ));
+            return Err(Error::UnsupportedVersion {
+                location: what.to_string(),
+                found: r.version,
+                supported: FORGET_VERSION,
+            });
         }
         Ok(r)
     }
@@ -85,6 +83,16 @@ pub struct ForgetScan {
 }
 
 impl ForgetScan {
+    /// Records whose bytes fail their hash, authentication or parsing: torn uploads of a
+    /// forget that then deleted nothing (it stores the record first). Not newer versions.
+    pub fn damaged(&self) -> Vec<Id> {
+        self.unreadable
+            .iter()
+            .filter(|(_, e)| e.kind() == crate::error::ErrorKind::Corrupt)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     pub fn forgotten(&self) -> HashSet<Id> {
         self.records
             .iter()

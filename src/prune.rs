@@ -74,6 +74,9 @@ pub struct PruneReport {
     pub packs_missing: usize,
     pub index_files_replaced: usize,
     pub index_files_written: usize,
+    /// Forget records whose bytes are damaged (torn uploads of forgets that deleted nothing):
+    /// deleted (formats/ §9.3).
+    pub forget_records_damaged_deleted: Vec<Id>,
 }
 
 /// One pack and how much of it is used.
@@ -222,7 +225,9 @@ pub fn prune(
     report.bytes_rewritten = repack.iter().map(|u| u.used_bytes).sum();
     report.bytes_unused_after = unused_total;
     let removed_bytes: u64 = delete.iter().chain(&repack).map(|u| u.size).sum();
+    report.forget_records_damaged_deleted = crate::forget::scan_forgets(vault)?.damaged();
     let nothing_to_do = delete.is_empty()
+        && report.forget_records_damaged_deleted.is_empty()
         && repack.is_empty()
         && report.packs_unindexed == 0
         && report.packs_missing == 0
@@ -285,6 +290,11 @@ pub fn prune(
     }
     for id in &report.packs_damaged_deleted {
         vault.store().delete(&pack_name(id))?;
+    }
+    for id in &report.forget_records_damaged_deleted {
+        vault
+            .store()
+            .delete(&format!("{}/{}", crate::forget::FORGETS, id.to_hex()))?;
     }
     report.packs_after = after.len();
     report.bytes_after = report.bytes_before - removed_bytes + written_bytes;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::common::{Out, init_vault, run, sv};
+use crate::common::{Out, PASSWORD, init_vault, run, sv};
 
 struct Fx {
     _dir: tempfile::TempDir,
@@ -224,19 +224,34 @@ fn forget_retention_and_prune_leave_a_clean_chain() {
     ok(&["forget", "--keep-last", "5"], &f.repo);
     assert_eq!(f.forget_records(), 2);
 
-    // A damaged forget record is an error of its own, and the chain is judged with a caveat.
-    let rec = fs::read_dir(f.repo.join("forgets"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    fs::write(&rec, b"garbage").unwrap();
-    let o = run(sv()
-        .args(["check", "--lock-wait", "0", "--repo"])
-        .arg(&f.repo));
+    // Which record names what: the newest remaining snapshot's predecessor is in the second.
+    let records = {
+        let store =
+            sitevault::open_store(f.repo.to_str().unwrap(), false, &Default::default()).unwrap();
+        let vault = sitevault::Vault::open(store, Some(PASSWORD.as_bytes())).unwrap();
+        sitevault::forget::scan_forgets(&vault).unwrap().records
+    };
+    assert_eq!(records.len(), 2);
+    let path_of = |names: &str| {
+        let (id, _) = records
+            .iter()
+            .find(|(_, r)| r.snapshots.iter().any(|s| s.to_hex() == names))
+            .unwrap();
+        f.repo.join("forgets").join(id.to_hex())
+    };
+    let check_text = || {
+        run(sv()
+            .args(["check", "--lock-wait", "0", "--repo"])
+            .arg(&f.repo))
+    };
+
+    // Damaged, and it may name the vanished predecessor: both are errors.
+    let needed = path_of(&ids[3]);
+    let good = fs::read(&needed).unwrap();
+    fs::write(&needed, b"garbage").unwrap();
+    let o = check_text();
     assert_eq!(o.code, 1, "{}", show(&o));
-    let name = rec.file_name().unwrap().to_str().unwrap();
+    let name = needed.file_name().unwrap().to_str().unwrap();
     assert!(
         o.stdout
             .lines()
@@ -244,6 +259,41 @@ fn forget_retention_and_prune_leave_a_clean_chain() {
         "{}",
         show(&o)
     );
+    assert!(
+        o.stdout.contains(&format!("error: snapshot {}: ", ids[3]))
+            && o.stdout.contains("unless a damaged forget record names it"),
+        "{}",
+        show(&o)
+    );
+    fs::write(&needed, good).unwrap();
+
+    // Damaged but explaining nothing missing (a torn upload of a forget that deleted nothing):
+    // a warning, and prune removes it.
+    let spare = path_of(&ids[2]);
+    fs::write(&spare, b"torn").unwrap();
+    let o = check_text();
+    assert_eq!(o.code, 0, "{}", show(&o));
+    let name = spare.file_name().unwrap().to_str().unwrap();
+    assert!(
+        o.stdout
+            .lines()
+            .any(|l| l.starts_with(&format!("warning: forgets/{name}: "))
+                && l.contains("torn upload")),
+        "{}",
+        show(&o)
+    );
+    let o = run(sv().args(["prune", "--json", "--repo"]).arg(&f.repo));
+    assert_eq!(o.code, 0, "{}", show(&o));
+    let v: Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(
+        v["forget_records_damaged_deleted"],
+        serde_json::json!([name]),
+        "{v}"
+    );
+    assert_eq!(f.forget_records(), 1);
+    let o = check_text();
+    assert_eq!(o.code, 0, "{}", show(&o));
+    assert!(!o.stdout.contains("forgets/"), "{}", show(&o));
 }
 
 #[test]
