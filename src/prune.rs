@@ -305,26 +305,30 @@ pub fn prune(
 /// Every blob (data and tree) reachable from `snaps`. Fails if a tree cannot be read or a
 /// used blob is in no pack: the vault is damaged and prune must not guess.
 pub fn used_blobs(vault: &Vault, index: &Index, snaps: &[(Id, Snapshot)]) -> Result<HashSet<Id>> {
-    let reach = crate::walk::reachable(vault, index, snaps.iter().map(|(_, s)| s.tree));
-    if let Some((tid, e)) = reach.failed.iter().min_by_key(|(t, _)| **t) {
+    // Trees are visited and dropped: only the ids stay in memory (issue 18).
+    let found: std::sync::Mutex<(HashSet<Id>, Vec<Id>)> = Default::default();
+    let failed =
+        crate::walk::visit_trees(vault, index, snaps.iter().map(|(_, s)| s.tree), &|id, t| {
+            let mut g = found.lock().unwrap_or_else(|p| p.into_inner());
+            let (used, missing) = &mut *g;
+            used.insert(id);
+            for n in &t.nodes {
+                if let NodeKind::File { chunks } = &n.kind {
+                    for c in chunks {
+                        if used.insert(*c) && !index.contains(c) {
+                            missing.push(*c);
+                        }
+                    }
+                }
+            }
+        });
+    if let Some((tid, e)) = failed.iter().min_by_key(|(t, _)| **t) {
         return Err(Error::InvalidInput(format!(
             "tree {} cannot be read ({e}); prune stops rather than guess what is used: run `sitevault check`",
             tid.short()
         )));
     }
-    let mut used: HashSet<Id> = reach.trees.keys().copied().collect();
-    let mut missing: Vec<Id> = Vec::new();
-    for t in reach.trees.values() {
-        for n in &t.nodes {
-            if let NodeKind::File { chunks } = &n.kind {
-                for c in chunks {
-                    if used.insert(*c) && !index.contains(c) {
-                        missing.push(*c);
-                    }
-                }
-            }
-        }
-    }
+    let (used, missing) = found.into_inner().unwrap_or_else(|p| p.into_inner());
     if let Some(first) = missing.iter().min() {
         return Err(Error::InvalidInput(format!(
             "{} blob(s) that snapshots use are in no pack (first: {}); prune stops rather than make it worse: run `sitevault check`",

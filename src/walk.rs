@@ -62,35 +62,63 @@ pub struct Reachable {
     pub failed: std::collections::HashMap<Id, crate::Error>,
 }
 
-/// Load every tree below `roots`, one level at a time, each level in parallel.
+/// Load every tree below `roots`, one level at a time, each level in parallel, and keep them.
 pub fn reachable(vault: &Vault, index: &Index, roots: impl IntoIterator<Item = Id>) -> Reachable {
+    let trees = std::sync::Mutex::new(std::collections::HashMap::new());
+    let failed = visit_trees(vault, index, roots, &|id, t| {
+        trees
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, t);
+    });
+    Reachable {
+        trees: trees.into_inner().unwrap_or_else(|p| p.into_inner()),
+        failed,
+    }
+}
+
+/// Call `visit` once for every distinct tree below `roots` (a level at a time, each level in
+/// parallel) without keeping the trees: memory follows the number of distinct tree ids, not
+/// what the trees hold, so prune need not hold a vault's metadata. Returns the trees that could
+/// not be read; nothing below them is visited.
+pub fn visit_trees(
+    vault: &Vault,
+    index: &Index,
+    roots: impl IntoIterator<Item = Id>,
+    visit: &(dyn Fn(Id, Tree) + Sync),
+) -> std::collections::HashMap<Id, crate::Error> {
     use rayon::prelude::*;
-    let mut out = Reachable::default();
+    let mut failed = std::collections::HashMap::new();
     let mut seen: std::collections::HashSet<Id> = std::collections::HashSet::new();
     let mut frontier: Vec<Id> = roots.into_iter().filter(|r| seen.insert(*r)).collect();
     while !frontier.is_empty() {
-        let loaded: Vec<(Id, Result<Tree>)> = frontier
+        let loaded: Vec<(Id, Result<Vec<Id>>)> = frontier
             .par_iter()
-            .map(|id| (*id, vault.load_tree(index, id)))
+            .map(|id| {
+                let subtrees = vault.load_tree(index, id).map(|t| {
+                    let subtrees: Vec<Id> = t
+                        .nodes
+                        .iter()
+                        .filter_map(|n| match n.kind {
+                            NodeKind::Dir { subtree } => Some(subtree),
+                            _ => None,
+                        })
+                        .collect();
+                    visit(*id, t);
+                    subtrees
+                });
+                (*id, subtrees)
+            })
             .collect();
         frontier = Vec::new();
-        for (id, t) in loaded {
-            match t {
-                Ok(t) => {
-                    for n in &t.nodes {
-                        if let NodeKind::Dir { subtree } = n.kind
-                            && seen.insert(subtree)
-                        {
-                            frontier.push(subtree);
-                        }
-                    }
-                    out.trees.insert(id, t);
-                }
+        for (id, r) in loaded {
+            match r {
+                Ok(subtrees) => frontier.extend(subtrees.into_iter().filter(|s| seen.insert(*s))),
                 Err(e) => {
-                    out.failed.insert(id, e);
+                    failed.insert(id, e);
                 }
             }
         }
     }
-    out
+    failed
 }
