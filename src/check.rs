@@ -22,7 +22,6 @@ use crate::pack::{BlobKind, PackedBlob};
 use crate::snapshot::Snapshot;
 use crate::tree::NodeKind;
 use crate::vault::{CONFIG, DATA, INDEX, SnapshotScan, Vault, pack_name};
-use crate::walk::{Reachable, reachable};
 
 /// Which packs `--read-data-subset` reads.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -389,16 +388,22 @@ pub fn check(vault: &Vault, opts: &CheckOptions) -> Result<CheckReport> {
         full.add_pack(p.id, p.kind, &p.blobs);
     }
     full.finish();
-    let reach = reachable(vault, &full, snaps.readable.iter().map(|(_, s)| s.tree));
-    report.trees = reach.trees.len() + reach.failed.len();
-    let mut failed: Vec<(&Id, &Error)> = reach.failed.iter().collect();
+    let files = FileCheck::new(
+        vault,
+        &full,
+        snaps.readable.iter().map(|(_, s)| s.tree),
+        &index,
+        &spare,
+        &damage,
+    );
+    report.trees = files.skeleton.len() + files.failed.len();
+    let mut failed: Vec<(&Id, &Error)> = files.failed.iter().collect();
     failed.sort_by_key(|(id, _)| **id);
     for (id, e) in failed {
         report
             .errors
             .push(problem(format!("tree {}", id.to_hex()), e.to_string()));
     }
-    let files = FileCheck::new(&reach, &index, &spare, &damage);
     report.data_blobs = files.data_blobs;
     report.errors.extend(files.problems.iter().cloned());
     for (id, s) in &snaps.readable {
@@ -561,67 +566,86 @@ fn read_data(
     Ok(())
 }
 
-/// Per distinct tree: which of its files and subdirectories cannot be restored exactly.
-struct FileCheck<'a> {
-    reach: &'a Reachable,
+/// Per distinct tree: which of its files and subdirectories cannot be restored exactly. Trees
+/// are checked as they are visited and dropped; only each tree's skeleton stays (its folders and
+/// damaged files, by name), so check's memory follows the folders, not the files (issue 18).
+struct FileCheck {
+    /// Loaded trees: their subfolders (name, subtree) and damaged files (name, `None`), in name
+    /// order.
+    skeleton: HashMap<Id, Vec<(Vec<u8>, Option<Id>)>>,
+    failed: HashMap<Id, Error>,
     /// Trees with damage somewhere below them (memoised over the shared trees).
     damaged: HashMap<Id, bool>,
     /// Trees restore cannot read: unreadable, or only in packs no index lists.
     lost_trees: HashSet<Id>,
-    /// For each damaged tree, its entries (by name) that are damaged files.
-    bad_files: HashMap<Id, HashSet<Vec<u8>>>,
+    /// Trees with a damaged file.
+    bad_files: HashSet<Id>,
     problems: Vec<Problem>,
     data_blobs: usize,
 }
 
-impl<'a> FileCheck<'a> {
-    fn new(reach: &'a Reachable, index: &Index, spare: &Index, damage: &Damage) -> FileCheck<'a> {
-        let mut fc = FileCheck {
-            reach,
-            damaged: HashMap::new(),
-            lost_trees: reach.failed.keys().copied().collect(),
-            bad_files: HashMap::new(),
-            problems: Vec::new(),
-            data_blobs: 0,
-        };
-        let mut seen: HashSet<Id> = HashSet::new();
-        let mut unindexed: Vec<Id> = Vec::new();
-        // Blobs only packs no index lists hold: intact, but restore cannot find them.
-        for t in reach.trees.keys().filter(|t| !index.contains(t)) {
-            fc.lost_trees.insert(*t);
-        }
-        let mut spare_only = fc.lost_trees.len() - reach.failed.len();
-        let mut wrong_kind: Vec<Id> = Vec::new();
-        let mut sizes: Vec<(Id, Vec<u8>, u64, u64)> = Vec::new();
-        let mut trees: Vec<&Id> = reach.trees.keys().collect();
-        trees.sort();
-        for tid in trees {
-            let t = &reach.trees[tid];
+/// What the visits of all trees found, gathered under one lock.
+#[derive(Default)]
+struct FileFindings {
+    skeleton: HashMap<Id, Vec<(Vec<u8>, Option<Id>)>>,
+    bad_files: HashSet<Id>,
+    seen: HashSet<Id>,
+    unindexed: Vec<Id>,
+    wrong_kind: Vec<Id>,
+    spare_only: usize,
+    sizes: Vec<(Id, Vec<u8>, u64, u64)>,
+    lost_trees: HashSet<Id>,
+}
+
+impl FileCheck {
+    fn new(
+        vault: &Vault,
+        full: &Index,
+        roots: impl IntoIterator<Item = Id>,
+        index: &Index,
+        spare: &Index,
+        damage: &Damage,
+    ) -> FileCheck {
+        let found = std::sync::Mutex::new(FileFindings::default());
+        let failed = crate::walk::visit_trees(vault, full, roots, &|tid, t| {
+            let mut g = found.lock().unwrap_or_else(|p| p.into_inner());
+            let f = &mut *g;
+            // Only in packs no index lists: intact, but restore cannot find it.
+            if !index.contains(&tid) {
+                f.lost_trees.insert(tid);
+                f.spare_only += 1;
+            }
+            let mut skel = Vec::new();
             for n in &t.nodes {
-                let NodeKind::File { chunks } = &n.kind else {
-                    continue;
+                let chunks = match &n.kind {
+                    NodeKind::Dir { subtree } => {
+                        skel.push((n.name.clone(), Some(*subtree)));
+                        continue;
+                    }
+                    NodeKind::File { chunks } => chunks,
+                    NodeKind::Symlink { .. } => continue,
                 };
                 let mut bad = false;
                 let mut total = 0u64;
                 for c in chunks {
-                    let first = seen.insert(*c);
+                    let first = f.seen.insert(*c);
                     match index.get(c).or_else(|| spare.get(c)) {
                         None => {
                             bad = true;
                             if first {
-                                unindexed.push(*c);
+                                f.unindexed.push(*c);
                             }
                         }
                         Some(loc) if loc.kind != BlobKind::Data => {
                             bad = true;
                             if first {
-                                wrong_kind.push(*c);
+                                f.wrong_kind.push(*c);
                             }
                         }
                         Some(loc) => {
                             if !index.contains(c) {
                                 bad = true;
-                                spare_only += usize::from(first);
+                                f.spare_only += usize::from(first);
                             }
                             total += loc.raw_len as u64;
                             bad |= damage.blobs.contains(&(loc.pack, *c));
@@ -630,14 +654,33 @@ impl<'a> FileCheck<'a> {
                 }
                 if !bad && total != n.size {
                     bad = true;
-                    sizes.push((*tid, n.name.clone(), n.size, total));
+                    f.sizes.push((tid, n.name.clone(), n.size, total));
                 }
                 if bad {
-                    fc.bad_files.entry(*tid).or_default().insert(n.name.clone());
+                    f.bad_files.insert(tid);
+                    skel.push((n.name.clone(), None));
                 }
             }
-        }
-        fc.data_blobs = seen.len();
+            f.skeleton.insert(tid, skel);
+        });
+        let mut f = found.into_inner().unwrap_or_else(|p| p.into_inner());
+        // Trees are visited in parallel: report the lowest ids, so runs agree.
+        f.unindexed.sort();
+        f.wrong_kind.sort();
+        f.sizes.sort();
+        let mut lost_trees = f.lost_trees;
+        lost_trees.extend(failed.keys().copied());
+        let mut fc = FileCheck {
+            skeleton: f.skeleton,
+            failed,
+            damaged: HashMap::new(),
+            lost_trees,
+            bad_files: f.bad_files,
+            problems: Vec::new(),
+            data_blobs: f.seen.len(),
+        };
+        let (unindexed, spare_only, wrong_kind, sizes) =
+            (f.unindexed, f.spare_only, f.wrong_kind, f.sizes);
         if let Some(first) = unindexed.first() {
             fc.problems.push(problem(
                 "data",
@@ -676,10 +719,10 @@ impl<'a> FileCheck<'a> {
             ));
         }
         // Damaged blobs are already reported with their packs.
-        let mut ids: Vec<Id> = reach
-            .trees
+        let mut ids: Vec<Id> = fc
+            .skeleton
             .keys()
-            .chain(reach.failed.keys())
+            .chain(fc.failed.keys())
             .copied()
             .collect();
         ids.sort();
@@ -694,19 +737,12 @@ impl<'a> FileCheck<'a> {
         if let Some(d) = self.damaged.get(id) {
             return *d;
         }
-        let d = match self.reach.trees.get(id) {
+        let d = match self.skeleton.get(id) {
             _ if self.lost_trees.contains(id) => true,
             None => true,
-            Some(t) => {
-                let mut d = self.bad_files.contains_key(id);
-                let subs: Vec<Id> = t
-                    .nodes
-                    .iter()
-                    .filter_map(|n| match n.kind {
-                        NodeKind::Dir { subtree } => Some(subtree),
-                        _ => None,
-                    })
-                    .collect();
+            Some(skel) => {
+                let mut d = self.bad_files.contains(id);
+                let subs: Vec<Id> = skel.iter().filter_map(|(_, s)| *s).collect();
                 for s in subs {
                     d |= self.is_damaged(&s);
                 }
@@ -747,24 +783,21 @@ impl<'a> FileCheck<'a> {
             let comps: Vec<&[u8]> = prefix.iter().map(|c| c.as_slice()).collect();
             String::from_utf8_lossy(&s.path_style.join(&comps)).into_owned()
         };
-        let t = match self.reach.trees.get(tree) {
-            Some(t) if !self.lost_trees.contains(tree) => t,
+        let skel = match self.skeleton.get(tree) {
+            Some(k) if !self.lost_trees.contains(tree) => k,
             _ => {
                 out.dirs.push(path(prefix));
                 return;
             }
         };
-        let bad = self.bad_files.get(tree);
-        for n in &t.nodes {
-            prefix.push(n.name.clone());
-            match &n.kind {
-                NodeKind::Dir { subtree } if self.damaged.get(subtree).copied().unwrap_or(true) => {
+        for (name, sub) in skel {
+            prefix.push(name.clone());
+            match sub {
+                Some(subtree) if self.damaged.get(subtree).copied().unwrap_or(true) => {
                     self.collect(s, subtree, prefix, out)
                 }
-                NodeKind::File { .. } if bad.is_some_and(|b| b.contains(&n.name)) => {
-                    out.files.push(path(prefix))
-                }
-                _ => {}
+                Some(_) => {}
+                None => out.files.push(path(prefix)),
             }
             prefix.pop();
         }
