@@ -10,7 +10,6 @@ use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::tree::NodeKind;
 use crate::vault::{DATA, INDEX, KEYS, SNAPSHOTS, Vault};
-use crate::walk::reachable;
 
 /// One snapshot's share.
 #[derive(Debug, Clone, Serialize)]
@@ -60,16 +59,57 @@ fn ratio(a: u64, b: u64) -> f64 {
     if b == 0 { 0.0 } else { a as f64 / b as f64 }
 }
 
+/// What stats keeps of one tree.
+#[derive(Default)]
+struct Skeleton {
+    files: u64,
+    bytes: u64,
+    subtrees: Vec<Id>,
+    /// Distinct chunks of its files.
+    chunks: Vec<Id>,
+}
+
 pub fn stats(vault: &Vault) -> Result<Stats> {
     let index = vault.load_index()?;
     let snaps = vault.list_snapshots()?;
-    let reach = reachable(vault, &index, snaps.iter().map(|(_, s)| s.tree));
-    if let Some((id, e)) = reach.failed.iter().next() {
+    // Each distinct tree is visited once and kept only as what stats needs of it: its file
+    // count and bytes, subfolders and distinct chunks (issue 18: not every decoded node).
+    let skeletons: std::sync::Mutex<HashMap<Id, Skeleton>> = Default::default();
+    let failed = crate::walk::visit_trees(
+        vault,
+        &index,
+        snaps.iter().map(|(_, s)| s.tree),
+        &|id, t| {
+            let mut k = Skeleton::default();
+            let mut chunks: HashSet<Id> = HashSet::new();
+            for n in &t.nodes {
+                match &n.kind {
+                    NodeKind::File { chunks: c } => {
+                        k.files += 1;
+                        k.bytes += n.size;
+                        for id in c {
+                            if chunks.insert(*id) {
+                                k.chunks.push(*id);
+                            }
+                        }
+                    }
+                    NodeKind::Dir { subtree } => k.subtrees.push(*subtree),
+                    NodeKind::Symlink { .. } => {}
+                }
+            }
+            skeletons
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id, k);
+        },
+    );
+    if let Some((id, e)) = failed.iter().next() {
         return Err(Error::corrupt(
             format!("tree {}", id.to_hex()),
             format!("{e}; stats needs every tree: run `sitevault check`"),
         ));
     }
+    let skeletons = skeletons.into_inner().unwrap_or_else(|p| p.into_inner());
     let stored_len = |id: &Id| -> Result<(u64, u64)> {
         let loc = index.get(id).ok_or_else(|| {
             Error::corrupt(
@@ -84,27 +124,19 @@ pub fn stats(vault: &Vault) -> Result<Stats> {
     let mut totals: HashMap<Id, (u64, u64)> = HashMap::new();
     fn total(
         id: &Id,
-        reach: &crate::walk::Reachable,
+        skeletons: &HashMap<Id, Skeleton>,
         memo: &mut HashMap<Id, (u64, u64)>,
     ) -> (u64, u64) {
         if let Some(t) = memo.get(id) {
             return *t;
         }
         let mut sum = (0, 0);
-        if let Some(t) = reach.trees.get(id) {
-            for n in &t.nodes {
-                match &n.kind {
-                    NodeKind::File { .. } => {
-                        sum.0 += 1;
-                        sum.1 += n.size;
-                    }
-                    NodeKind::Dir { subtree } => {
-                        let (f, b) = total(subtree, reach, memo);
-                        sum.0 += f;
-                        sum.1 += b;
-                    }
-                    NodeKind::Symlink { .. } => {}
-                }
+        if let Some(k) = skeletons.get(id) {
+            sum = (k.files, k.bytes);
+            for sub in &k.subtrees {
+                let (f, b) = total(sub, skeletons, memo);
+                sum.0 += f;
+                sum.1 += b;
             }
         }
         memo.insert(*id, sum);
@@ -121,7 +153,7 @@ pub fn stats(vault: &Vault) -> Result<Stats> {
     let mut seen_chunks: HashSet<Id> = HashSet::new();
     let mut stored_data = 0u64;
     for (id, s) in &snaps {
-        let (files, logical) = total(&s.tree, &reach, &mut totals);
+        let (files, logical) = total(&s.tree, &skeletons, &mut totals);
         let mut added_bytes = 0;
         let mut added_chunks = 0;
         let mut stack = vec![s.tree];
@@ -130,26 +162,19 @@ pub fn stats(vault: &Vault) -> Result<Stats> {
                 continue;
             }
             added_bytes += stored_len(&tid)?.0;
-            let Some(t) = reach.trees.get(&tid) else {
+            let Some(k) = skeletons.get(&tid) else {
                 continue;
             };
-            for n in &t.nodes {
-                match &n.kind {
-                    NodeKind::File { chunks } => {
-                        for c in chunks {
-                            if seen_chunks.insert(*c) {
-                                let (stored, raw) = stored_len(c)?;
-                                added_bytes += stored;
-                                added_chunks += 1;
-                                stored_data += stored;
-                                out.unique_bytes += raw;
-                            }
-                        }
-                    }
-                    NodeKind::Dir { subtree } => stack.push(*subtree),
-                    NodeKind::Symlink { .. } => {}
+            for c in &k.chunks {
+                if seen_chunks.insert(*c) {
+                    let (stored, raw) = stored_len(c)?;
+                    added_bytes += stored;
+                    added_chunks += 1;
+                    stored_data += stored;
+                    out.unique_bytes += raw;
                 }
             }
+            stack.extend(k.subtrees.iter().copied());
         }
         out.logical_bytes += logical;
         out.stored_bytes += added_bytes;
