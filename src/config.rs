@@ -221,7 +221,10 @@ impl VaultConfig {
         }
         let c: VaultConfig =
             serde_json::from_value(v).map_err(|e| Error::corrupt("vault config", e.to_string()))?;
-        c.chunker.validate()?;
+        // A reader's config that fails these checks is damaged (or not ours): say so, naming it.
+        c.chunker
+            .validate()
+            .map_err(|e| Error::corrupt("vault config", e.to_string()))?;
         validate_limits(c.compression_level, c.pack_size)
             .map_err(|e| Error::corrupt("vault config", e.to_string()))?;
         Ok(c)

@@ -761,19 +761,27 @@ pub fn repair_packs(
             id.short()
         )));
     }
-    let reach = crate::walk::reachable(vault, &index, snaps.readable.iter().map(|(_, s)| s.tree));
-    let mut used: HashSet<Id> = reach.trees.keys().copied().collect();
-    used.extend(reach.failed.keys().copied());
-    for t in reach.trees.values() {
-        for n in &t.nodes {
-            if let NodeKind::File { chunks } = &n.kind {
-                used.extend(chunks.iter().copied());
+    // Each distinct tree is visited and dropped: only the ids of what is used stay.
+    let used = std::sync::Mutex::new(HashSet::new());
+    let failed = crate::walk::visit_trees(
+        vault,
+        &index,
+        snaps.readable.iter().map(|(_, s)| s.tree),
+        &|id, t| {
+            let mut u = used.lock().unwrap_or_else(|p| p.into_inner());
+            u.insert(id);
+            for n in &t.nodes {
+                if let NodeKind::File { chunks } = &n.kind {
+                    u.extend(chunks.iter().copied());
+                }
             }
-        }
-    }
+        },
+    );
+    let mut used: HashSet<Id> = used.into_inner().unwrap_or_else(|p| p.into_inner());
+    used.extend(failed.keys().copied());
     report.packs_unreadable = h.unreadable.iter().map(|(id, _)| *id).collect();
     let (damaged, mut lost) = survey(vault, &index, &h, &used, &mut report);
-    lost.extend(reach.failed.keys().copied());
+    lost.extend(failed.keys().copied());
     report.damaged_packs = damaged.iter().copied().collect();
     report.blobs_lost = lost.len();
     if damaged.is_empty() && lost.is_empty() {
