@@ -14,7 +14,8 @@
 #   with `kill $(cat <tmp>/pids)`.
 # Either way the environment is also written as `export K=V` lines to
 #   ${SITEVAULT_CI_ENV:-<tmp>/cloud.env}.
-# Needs: bash, node + npm, python3 (with venv). Cache: ${SITEVAULT_CI_CACHE:-$HOME/.cache/sitevault-ci}.
+# Needs: bash, node + npm, python3 (with venv); what is missing is installed with apt-get (as
+# root, or through sudo). Cache: ${SITEVAULT_CI_CACHE:-$HOME/.cache/sitevault-ci}.
 set -euo pipefail
 
 # Azurite's documented, public emulator key (not a secret).
@@ -137,7 +138,24 @@ if status >= 300:
 PY
 }
 
+# A fresh machine has only the Rust toolchain: install node, npm and python3 with venv from
+# Debian when a command is missing (an existing node, e.g. from NodeSource, is left alone).
+_svc_need_tools() {
+  local -a missing=() sudo=()
+  command -v node >/dev/null || missing+=(nodejs)
+  command -v npm >/dev/null || missing+=(npm)
+  command -v python3 >/dev/null || missing+=(python3)
+  if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then missing+=(python3-venv); fi
+  [[ ${#missing[@]} -eq 0 ]] && return 0
+  [[ $(id -u) == 0 ]] || sudo=(sudo -n)
+  _svc_log "installing ${missing[*]} with apt-get"
+  "${sudo[@]}" apt-get -qq update >/dev/null
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get -qq -y --no-install-recommends install "${missing[@]}" >/dev/null
+}
+
 _sitevault_cloud_main() {
+  _svc_need_tools
   local cache=${SITEVAULT_CI_CACHE:-$HOME/.cache/sitevault-ci}
   local azdir=$cache/azurite venv=$cache/venv
   mkdir -p "$cache"
