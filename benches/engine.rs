@@ -2,9 +2,8 @@
 //! index build/lookup (with measured heap bytes per entry) and pack writing.
 //! Run: `cargo bench --bench engine`.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use sitevault::Id;
@@ -13,26 +12,10 @@ use sitevault::crypto::Sealer;
 use sitevault::index::Index;
 use sitevault::pack::{BlobKind, PackWriter, PackedBlob};
 
-/// Counts live heap bytes so the index bench can report its real cost per entry.
-struct Counting;
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LIVE.fetch_add(l.size(), Ordering::Relaxed);
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        LIVE.fetch_add(n, Ordering::Relaxed);
-        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
-        unsafe { System.realloc(p, l, n) }
-    }
-}
-#[global_allocator]
-static ALLOC: Counting = Counting;
+/// Counts live heap bytes (`LIVE`) so the bench can report real memory costs.
+#[path = "support/counting.rs"]
+mod counting;
+use counting::LIVE;
 
 fn random(len: usize, seed: u8) -> Vec<u8> {
     let mut v = vec![0u8; len];

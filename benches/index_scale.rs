@@ -9,9 +9,8 @@
 //! and written to `target/index-bench.json`. Without `--bench` (`cargo test --all-targets`) it
 //! runs a 20,000-chunk smoke version.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use rayon::prelude::*;
@@ -21,25 +20,10 @@ use sitevault::index::{IndexFile, IndexPack};
 use sitevault::pack::{BlobKind, PackedBlob};
 use sitevault::vault::{InitOptions, Vault};
 
-struct Counting;
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LIVE.fetch_add(l.size(), Ordering::Relaxed);
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        LIVE.fetch_add(n, Ordering::Relaxed);
-        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
-        unsafe { System.realloc(p, l, n) }
-    }
-}
-#[global_allocator]
-static ALLOC: Counting = Counting;
+/// Counts live heap bytes (`LIVE`) so the bench can report real memory costs.
+#[path = "support/counting.rs"]
+mod counting;
+use counting::LIVE;
 
 const PER_PACK: usize = 500;
 const PACKS_PER_FILE: usize = 8;

@@ -425,21 +425,7 @@ impl Browser {
             Entry::Snap(s) => self.snap_root(s)?,
             Entry::Folder { children, .. } => children.as_ref().clone(),
             Entry::Node { snap, node } => match &node.kind {
-                NodeKind::Dir { subtree } => self
-                    .tree(subtree)?
-                    .tree
-                    .nodes
-                    .iter()
-                    .map(|n| {
-                        (
-                            n.name.clone(),
-                            Entry::Node {
-                                snap: Arc::clone(snap),
-                                node: Arc::new(n.clone()),
-                            },
-                        )
-                    })
-                    .collect(),
+                NodeKind::Dir { subtree } => self.entries_of(snap, subtree)?,
                 _ => return Err(not_a_folder(&String::from_utf8_lossy(&node.name))),
             },
         })
@@ -523,8 +509,13 @@ impl Browser {
     /// The root tree's entries (the first components of the backed-up paths: `srv`, `E:`),
     /// as original paths are built from them.
     pub fn root_entries(&self, snap: &Arc<SnapInfo>) -> Result<Vec<(Vec<u8>, Entry)>> {
-        let root = self.tree(&snap.snapshot.tree)?;
-        Ok(root
+        self.entries_of(snap, &snap.snapshot.tree)
+    }
+
+    /// The nodes of tree `id` of `snap`, by name.
+    fn entries_of(&self, snap: &Arc<SnapInfo>, id: &Id) -> Result<Vec<(Vec<u8>, Entry)>> {
+        Ok(self
+            .tree(id)?
             .tree
             .nodes
             .iter()
@@ -572,18 +563,9 @@ impl Browser {
     /// A recovery point's top folder: its root tree, Windows volumes as `restore --target`
     /// names them (`E:` → `E`, `\\server\share` → `UNC/server/share`).
     fn snap_root(&self, snap: &Arc<SnapInfo>) -> Result<Vec<(Vec<u8>, Entry)>> {
-        let root = self.tree(&snap.snapshot.tree)?;
-        let node = |n: &Node| Entry::Node {
-            snap: Arc::clone(snap),
-            node: Arc::new(n.clone()),
-        };
+        let root = self.root_entries(snap)?;
         if snap.snapshot.path_style == PathStyle::Unix {
-            return Ok(root
-                .tree
-                .nodes
-                .iter()
-                .map(|n| (n.name.clone(), node(n)))
-                .collect());
+            return Ok(root);
         }
         // Volumes become paths of folders; shares of one server meet under `UNC/server`.
         #[derive(Default)]
@@ -592,13 +574,13 @@ impl Browser {
             leaf: Option<Entry>,
         }
         let mut top = Dir::default();
-        for n in &root.tree.nodes {
-            let folders = paths::volume_folders(&n.name)?;
+        for (name, e) in root {
+            let folders = paths::volume_folders(&name)?;
             let mut d = &mut top;
             for f in &folders {
                 d = d.sub.entry(f.clone()).or_default();
             }
-            d.leaf = Some(node(n));
+            d.leaf = Some(e);
         }
         fn flatten(snap: &Arc<SnapInfo>, d: Dir) -> Vec<(Vec<u8>, Entry)> {
             d.sub

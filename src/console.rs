@@ -76,15 +76,6 @@ impl Console {
         })
     }
 
-    fn after_token<'a>(&self, path: &'a str) -> Option<&'a str> {
-        let rest = path.strip_prefix('/')?;
-        let (tok, rest) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, ""),
-        };
-        same(tok.as_bytes(), self.token.as_bytes()).then_some(rest)
-    }
-
     fn csrf_for(&self, session: &str) -> String {
         blake3::keyed_hash(&self.secret, session.as_bytes())
             .to_hex()
@@ -169,7 +160,7 @@ impl Console {
         };
         let want = self.csrf_for(&session);
         match f.text("csrf") {
-            Some(t) if same(t.as_bytes(), want.as_bytes()) => Ok(f),
+            Some(t) if crate::webdav::same_secret(t.as_bytes(), want.as_bytes()) => Ok(f),
             _ => refuse(
                 "the form is out of date or came from elsewhere: reload the page and try again",
             ),
@@ -231,11 +222,6 @@ fn known(route: &str) -> bool {
     ) || route.starts_with("jobs/")
 }
 
-/// Equal in constant time (tokens and CSRF values).
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 fn asset(kind: &str, body: &str) -> Response {
     secure(
         Response::new(200)
@@ -246,7 +232,7 @@ fn asset(kind: &str, body: &str) -> Response {
 
 impl Handler for Console {
     fn handle(&self, req: &Request) -> Response {
-        let Some(rest) = self.after_token(&req.path) else {
+        let Some(rest) = crate::webdav::after_token(&self.token, &req.path) else {
             return Response::new(404);
         };
         if rest == "/dav" || rest.starts_with("/dav/") {

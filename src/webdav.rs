@@ -34,18 +34,7 @@ impl Dav {
     /// The part of `path` after `/<token>`, if it starts with the token (compared in constant
     /// time, so response timing does not reveal it).
     fn after_token<'a>(&self, path: &'a str) -> Option<&'a str> {
-        let rest = path.strip_prefix('/')?;
-        let (tok, rest) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, ""),
-        };
-        let same = tok.len() == self.token.len()
-            && tok
-                .bytes()
-                .zip(self.token.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0;
-        same.then_some(rest)
+        after_token(&self.token, path)
     }
 
     fn dav(&self, req: &Request, rest: &str) -> Response {
@@ -225,6 +214,22 @@ impl Handler for Dav {
             _ => Response::new(404),
         }
     }
+}
+
+/// The part of `path` after `/<token>`, if it starts with `token` (compared in constant time,
+/// so response timing does not reveal it). Shared with the console.
+pub(crate) fn after_token<'a>(token: &str, path: &'a str) -> Option<&'a str> {
+    let rest = path.strip_prefix('/')?;
+    let (tok, rest) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    same_secret(tok.as_bytes(), token.as_bytes()).then_some(rest)
+}
+
+/// Equal in constant time (URL tokens, CSRF tokens).
+pub(crate) fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Whether a token can sit in a URL path unescaped and is long enough not to be guessed.

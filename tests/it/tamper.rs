@@ -67,17 +67,7 @@ impl Fx {
 
     /// id -> previous, from `snapshots --json`.
     fn previous(&self) -> Vec<(String, Option<String>)> {
-        json(&["snapshots", "--json"], &self.repo)
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| {
-                (
-                    s["id"].as_str().unwrap().to_string(),
-                    s["previous"].as_str().map(str::to_string),
-                )
-            })
-            .collect()
+        chain(&self.repo)
     }
 
     fn check(&self) -> (Out, Value) {
@@ -95,6 +85,21 @@ impl Fx {
             Err(_) => 0,
         }
     }
+}
+
+/// (id, previous) of every snapshot, oldest first, from `snapshots --json`.
+fn chain(repo: &Path) -> Vec<(String, Option<String>)> {
+    json(&["snapshots", "--json"], repo)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["id"].as_str().unwrap().to_string(),
+                s["previous"].as_str().map(str::to_string),
+            )
+        })
+        .collect()
 }
 
 fn vanished(v: &Value) -> Vec<(String, String)> {
@@ -309,18 +314,7 @@ fn copies_chain_to_their_predecessors_in_the_destination() {
     let from = f.repo.to_str().unwrap().to_string();
     ok(&["copy", "--from", &from, &newest[..8]], &dst);
     ok(&["copy", "--from", &from], &dst);
-    let here = json(&["snapshots", "--json"], &dst);
-    let here: Vec<(String, Option<String>)> = here
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                s["id"].as_str().unwrap().to_string(),
-                s["previous"].as_str().map(str::to_string),
-            )
-        })
-        .collect();
+    let here = chain(&dst);
     assert_eq!(here.len(), 3);
     assert_eq!(here[0].1, None);
     assert_eq!(here[1].1.as_deref(), Some(here[0].0.as_str()));
