@@ -293,6 +293,51 @@ impl Matrix<'_> {
     }
 
     /// The checks after a kill, then the next run and the checks after it.
+    /// Run once with SITEVAULT_FAILPOINT=`spec`; if the failpoint was reached, check the kill,
+    /// count it and verify the vault, and return the write it killed at.
+    fn kill_at(&self, t: &mut Tally, k: &mut usize, spec: &str, label: &str) -> Option<String> {
+        *k += 1;
+        let (dir, vaults) = self.fresh(*k);
+        let out = spawn(&(self.args)(&vaults), Some(spec))
+            .wait_with_output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let Some(line) = stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("sitevault-failpoint: "))
+        else {
+            // It ended before that write: past the end (this time).
+            assert!(
+                out.status.success(),
+                "{} with SITEVAULT_FAILPOINT={spec} failed without reaching it: {:?}\n{stderr}",
+                self.name,
+                out.status
+            );
+            fs::remove_dir_all(&dir).unwrap();
+            return None;
+        };
+        assert_eq!(
+            out.status.signal(),
+            Some(libc::SIGKILL),
+            "{} with SITEVAULT_FAILPOINT={spec} was not killed: {:?}\n{stderr}",
+            self.name,
+            out.status
+        );
+        // `before write 3: put data/..` → `put data/..`
+        let write = line.split_once(": ").map_or(line, |(_, w)| w).to_string();
+        *t.kinds.entry(kind(&write)).or_default() += 1;
+        match label {
+            "before" => t.before += 1,
+            _ => t.after += 1,
+        }
+        let when = format!("after a kill {label} ({spec}: {write})");
+        if std::env::var_os("KILL_VERBOSE").is_some() {
+            eprintln!("{} {when}", self.name);
+        }
+        self.verify(&dir, &vaults, &when);
+        Some(write)
+    }
+
     fn verify(&self, dir: &Path, vaults: &[PathBuf], when: &str) {
         (self.after_kill)(vaults, dir, when);
         let o = run(sv().args((self.args)(vaults)));
@@ -338,49 +383,14 @@ impl Matrix<'_> {
                 if attempt > 0 && reached_label(&t, n, label) {
                     continue;
                 }
-                k += 1;
-                let spec = format!("{label}:{n}");
-                let (dir, vaults) = self.fresh(k);
-                let out = spawn(&(self.args)(&vaults), Some(&spec))
-                    .wait_with_output()
-                    .unwrap();
-                let stderr = String::from_utf8_lossy(&out.stderr);
-                let Some(line) = stderr
-                    .lines()
-                    .find_map(|l| l.strip_prefix("sitevault-failpoint: "))
-                else {
-                    // It ended before write n: past the end (this time).
-                    assert!(
-                        out.status.success(),
-                        "{} with SITEVAULT_FAILPOINT={spec} failed without reaching it: {:?}\n{stderr}",
-                        self.name,
-                        out.status
-                    );
-                    fs::remove_dir_all(&dir).unwrap();
-                    continue;
-                };
-                t.hit.insert((n, label));
-                assert_eq!(
-                    out.status.signal(),
-                    Some(libc::SIGKILL),
-                    "{} with SITEVAULT_FAILPOINT={spec} was not killed: {:?}\n{stderr}",
-                    self.name,
-                    out.status
-                );
-                reached = true;
-                t.writes = t.writes.max(n);
-                // `before write 3: put data/..` → `put data/..`
-                let write = line.split_once(": ").map_or(line, |(_, w)| w).to_string();
-                *t.kinds.entry(kind(&write)).or_default() += 1;
-                match label {
-                    "before" => t.before += 1,
-                    _ => t.after += 1,
+                if self
+                    .kill_at(&mut t, &mut k, &format!("{label}:{n}"), label)
+                    .is_some()
+                {
+                    t.hit.insert((n, label));
+                    reached = true;
+                    t.writes = t.writes.max(n);
                 }
-                let when = format!("after a kill {label} write {n} ({write})");
-                if std::env::var_os("KILL_VERBOSE").is_some() {
-                    eprintln!("{} {when}", self.name);
-                }
-                self.verify(&dir, &vaults, &when);
             }
             // Parallel uploads make the order, and so the count, of writes vary a little from
             // run to run: stop only after two numbers in a row that no run reached.
@@ -390,6 +400,17 @@ impl Matrix<'_> {
                 misses += 1;
                 if misses == 2 {
                     break;
+                }
+            }
+        }
+
+        // The write at a given number shifts by one from run to run, so a kind of write can fall
+        // between the numbers tried: kill at the first write of every kind still missed (a
+        // kind the command never writes is simply not reached).
+        for kind_name in KINDS {
+            if !t.kinds.contains_key(kind_name) {
+                for label in ["before", "after"] {
+                    self.kill_at(&mut t, &mut k, &format!("{label}:1:{kind_name}"), label);
                 }
             }
         }
