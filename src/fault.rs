@@ -267,6 +267,17 @@ impl Store for FaultStore {
     fn object_lock(&self) -> Option<&crate::s3lock::S3Lock> {
         self.inner.object_lock()
     }
+    fn local_root(&self) -> Option<&std::path::Path> {
+        self.inner.local_root()
+    }
+    fn put_file(&self, name: &str, file: &std::path::Path) -> Result<bool> {
+        if !self.enabled() {
+            return self.inner.put_file(name, file);
+        }
+        // Faults apply to the bytes as any upload's.
+        let data = std::fs::read(file).map_err(|e| Error::io(file, e))?;
+        self.put(name, Bytes::from(data))
+    }
     fn location(&self) -> &str {
         self.inner.location()
     }

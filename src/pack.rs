@@ -42,12 +42,82 @@ pub struct PackedBlob {
     pub raw_len: u32,
 }
 
-/// Accumulates sealed blobs of one kind in memory until the pack is full.
+/// Accumulates sealed blobs of one kind until the pack is full: in memory, or spooled to a
+/// file so an open pack costs no memory (a backup keeps two data packs open and stores others
+/// while they fill).
 pub struct PackWriter {
     kind: BlobKind,
-    buf: Vec<u8>,
+    sink: Sink,
     blobs: Vec<PackedBlob>,
 }
+
+enum Sink {
+    Mem(Vec<u8>),
+    Spool(Spool),
+}
+
+/// A pack being written to a file, hashed as it goes so finishing it never reads it back.
+struct Spool {
+    file: std::io::BufWriter<std::fs::File>,
+    /// Removes the file unless the finished pack takes it over.
+    path: SpoolFile,
+    len: usize,
+    hasher: blake3::Hasher,
+    /// The first write error: `add` cannot fail, so `finish` reports it.
+    failed: Option<std::io::Error>,
+}
+
+/// The bytes of a finished pack.
+pub enum PackBody {
+    Mem(Vec<u8>),
+    /// In a spool file, which is removed when this is dropped.
+    Spooled {
+        file: SpoolFile,
+        len: u64,
+    },
+}
+
+impl PackBody {
+    pub fn len(&self) -> u64 {
+        match self {
+            PackBody::Mem(b) => b.len() as u64,
+            PackBody::Spooled { len, .. } => *len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bytes in memory (reads a spooled pack back).
+    pub fn into_bytes(self) -> Result<Vec<u8>> {
+        match self {
+            PackBody::Mem(b) => Ok(b),
+            PackBody::Spooled { file, .. } => {
+                std::fs::read(file.path()).map_err(|e| Error::io(file.path(), e))
+            }
+        }
+    }
+}
+
+/// A spool file's path; dropping it deletes the file (a stored pack's spool file has been
+/// linked into place or copied by then, a failed one is of no use).
+pub struct SpoolFile(std::path::PathBuf);
+
+impl SpoolFile {
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for SpoolFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Spool files are named `pack-<16 hex digits>` (formats/ §2).
+pub const SPOOL_PREFIX: &str = "pack-";
 
 impl PackWriter {
     pub fn new(kind: BlobKind) -> PackWriter {
@@ -58,15 +128,45 @@ impl PackWriter {
     /// doubling copied it repeatedly and briefly held twice its size.
     pub fn with_capacity(kind: BlobKind, capacity: usize) -> PackWriter {
         let mut buf = Vec::with_capacity(capacity.max(PACK_PREAMBLE_LEN));
-        buf.extend_from_slice(&pack_magic());
-        put_u16(&mut buf, PACK_VERSION);
-        put_u8(&mut buf, kind as u8);
-        put_u8(&mut buf, 0);
+        buf.extend_from_slice(&preamble(kind));
         PackWriter {
             kind,
-            buf,
+            sink: Sink::Mem(buf),
             blobs: Vec::new(),
         }
+    }
+
+    /// A writer that spools to a new file in `dir` (created when missing).
+    pub fn spooled(kind: BlobKind, dir: &std::path::Path) -> Result<PackWriter> {
+        use std::io::Write;
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let name: [u8; 8] = crate::crypto::random_array()?;
+        let path = dir.join(format!("{SPOOL_PREFIX}{}", hex::encode(name)));
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        let path = SpoolFile(path);
+        // Big enough that tree blobs and small chunks go out in few writes; a sealed chunk
+        // larger than this is written straight through.
+        let mut file = std::io::BufWriter::with_capacity(256 << 10, file);
+        let pre = preamble(kind);
+        file.write_all(&pre)
+            .map_err(|e| spool_error(path.path(), e))?;
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(&pre);
+        Ok(PackWriter {
+            kind,
+            sink: Sink::Spool(Spool {
+                file,
+                path,
+                len: pre.len(),
+                hasher,
+                failed: None,
+            }),
+            blobs: Vec::new(),
+        })
     }
 
     pub fn kind(&self) -> BlobKind {
@@ -74,7 +174,10 @@ impl PackWriter {
     }
 
     pub fn len(&self) -> usize {
-        self.buf.len()
+        match &self.sink {
+            Sink::Mem(b) => b.len(),
+            Sink::Spool(s) => s.len,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -88,31 +191,122 @@ impl PackWriter {
     pub fn add(&mut self, id: Id, sealed: &[u8], raw_len: usize) {
         self.blobs.push(PackedBlob {
             id,
-            offset: self.buf.len() as u32,
+            offset: self.len() as u32,
             stored_len: sealed.len() as u32,
             raw_len: raw_len as u32,
         });
-        self.buf.extend_from_slice(sealed);
+        match &mut self.sink {
+            Sink::Mem(b) => b.extend_from_slice(sealed),
+            Sink::Spool(s) => s.write(sealed),
+        }
     }
 
     /// Append the sealed header and its length; returns the pack bytes, its id and its blobs.
-    pub fn finish(self, sealer: &Sealer) -> Result<(Vec<u8>, Id, Vec<PackedBlob>)> {
+    pub fn finish(self, sealer: &Sealer) -> Result<(PackBody, Id, Vec<PackedBlob>)> {
         let nonce = crate::crypto::random_array()?;
-        Ok(self.finish_with_nonce(sealer, &nonce))
+        self.finish_with_nonce(sealer, &nonce)
     }
 
     /// Deterministic variant of [`PackWriter::finish`] for test vectors.
     pub fn finish_with_nonce(
-        mut self,
+        self,
         sealer: &Sealer,
         nonce: &[u8; crate::crypto::NONCE_LEN],
-    ) -> (Vec<u8>, Id, Vec<PackedBlob>) {
+    ) -> Result<(PackBody, Id, Vec<PackedBlob>)> {
         let header = sealer.seal_with_nonce(&encode_header(&self.blobs), None, nonce);
-        self.buf.extend_from_slice(&header);
-        put_u32(&mut self.buf, header.len() as u32);
-        let id = Id::of_object(&self.buf);
-        (self.buf, id, self.blobs)
+        let mut tail = header;
+        let hlen = (tail.len()) as u32;
+        put_u32(&mut tail, hlen);
+        match self.sink {
+            Sink::Mem(mut buf) => {
+                buf.extend_from_slice(&tail);
+                let id = Id::of_object(&buf);
+                Ok((PackBody::Mem(buf), id, self.blobs))
+            }
+            Sink::Spool(mut s) => {
+                use std::io::Write;
+                s.write(&tail);
+                if let Some(e) = s.failed.take() {
+                    return Err(spool_error(s.path.path(), e));
+                }
+                s.file.flush().map_err(|e| spool_error(s.path.path(), e))?;
+                let id = Id(*s.hasher.finalize().as_bytes());
+                let body = PackBody::Spooled {
+                    file: s.path,
+                    len: s.len as u64,
+                };
+                Ok((body, id, self.blobs))
+            }
+        }
     }
+}
+
+impl Spool {
+    fn write(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        self.len += bytes.len();
+        self.hasher.update(bytes);
+        if self.failed.is_none()
+            && let Err(e) = self.file.write_all(bytes)
+        {
+            self.failed = Some(e);
+        }
+    }
+}
+
+/// Remove spool files in `dir` not written for `idle` or longer (a killed writer's; a live
+/// writer's are removed by the writer). A missing folder holds none. Returns how many went.
+pub fn remove_spool_files(dir: &std::path::Path, idle: std::time::Duration) -> Result<usize> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let name = entry.file_name();
+        if !name.to_string_lossy().starts_with(SPOOL_PREFIX) {
+            continue;
+        }
+        let age = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .unwrap_or_default();
+        if age < idle {
+            continue;
+        }
+        match std::fs::remove_file(entry.path()) {
+            Ok(()) => removed += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(entry.path(), e)),
+        }
+    }
+    Ok(removed)
+}
+
+/// A spool file could not be written; a full disk says what to do about it.
+fn spool_error(path: &std::path::Path, e: std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(28) {
+        return Error::Store {
+            object: path.display().to_string(),
+            detail: format!(
+                "{e}; the disk holding the pack spool folder is full: free space on it and run the command again (nothing half-written was kept)"
+            ),
+        };
+    }
+    Error::io(path, e)
+}
+
+fn preamble(kind: BlobKind) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(PACK_PREAMBLE_LEN);
+    buf.extend_from_slice(&pack_magic());
+    put_u16(&mut buf, PACK_VERSION);
+    put_u8(&mut buf, kind as u8);
+    put_u8(&mut buf, 0);
+    buf
 }
 
 pub(crate) fn encode_header(blobs: &[PackedBlob]) -> Vec<u8> {
@@ -215,6 +409,7 @@ mod tests {
                 w.add(Id::of_object(b), &sealed, b.len());
             }
             let (bytes, id, written) = w.finish(&sealer).unwrap();
+            let bytes = bytes.into_bytes().unwrap();
             prop_assert_eq!(id, Id::of_object(&bytes));
             prop_assert_eq!(parse_preamble(&bytes).unwrap(), BlobKind::Tree);
             let parsed = parse_header(&sealer, &bytes, bytes.len() as u64).unwrap();
@@ -227,10 +422,49 @@ mod tests {
     }
 
     #[test]
+    fn a_spooled_pack_equals_the_same_pack_in_memory_and_its_file_goes_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let sealer = Sealer::encrypted(&[9; 32]);
+        let blobs: Vec<Vec<u8>> = (0..40u32)
+            .map(|i| (0..(i * 9001) % 300_000).map(|j| (j ^ i) as u8).collect())
+            .collect();
+        let mut mem = PackWriter::new(BlobKind::Data);
+        let mut spool = PackWriter::spooled(BlobKind::Data, dir.path()).unwrap();
+        for (i, b) in blobs.iter().enumerate() {
+            mem.add(Id([i as u8; 32]), b, b.len() + 1);
+            spool.add(Id([i as u8; 32]), b, b.len() + 1);
+            assert_eq!(mem.len(), spool.len());
+        }
+        let (mb, mid, mblobs) = mem.finish_with_nonce(&sealer, &[3; 24]).unwrap();
+        let (sb, sid, sblobs) = spool.finish_with_nonce(&sealer, &[3; 24]).unwrap();
+        assert!(matches!(sb, PackBody::Spooled { .. }));
+        assert_eq!((mid, &mblobs, mb.len()), (sid, &sblobs, sb.len()));
+        let path = match &sb {
+            PackBody::Spooled { file, .. } => file.path().to_path_buf(),
+            PackBody::Mem(_) => unreachable!(),
+        };
+        assert!(
+            path.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with(SPOOL_PREFIX)
+        );
+        assert_eq!(sb.into_bytes().unwrap(), mb.into_bytes().unwrap());
+        assert!(!path.exists(), "the spool file outlived its pack");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
     fn header_from_another_key_is_rejected() {
         let mut w = PackWriter::new(BlobKind::Data);
         w.add(Id::default(), b"xyz", 3);
-        let (bytes, _, _) = w.finish(&Sealer::encrypted(&[1; 32])).unwrap();
+        let bytes = w
+            .finish(&Sealer::encrypted(&[1; 32]))
+            .unwrap()
+            .0
+            .into_bytes()
+            .unwrap();
         assert!(parse_header(&Sealer::encrypted(&[2; 32]), &bytes, bytes.len() as u64).is_err());
     }
 }

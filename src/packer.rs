@@ -30,11 +30,12 @@ pub(crate) struct Packer<'a> {
     index: &'a Index,
     /// Blobs this run has already queued, so concurrent files never store one twice.
     claimed: Mutex<HashSet<Id>>,
-    data: Mutex<PackWriter>,
+    /// Open packs, made when their first blob comes (a spooled one is a file).
+    data: Mutex<Option<PackWriter>>,
     /// Big files' chunks fill packs of their own, so a file's chunks lie back to back and a
     /// restore reads it in few, large range requests instead of ranges broken by small files.
-    big_data: Mutex<PackWriter>,
-    tree: Mutex<PackWriter>,
+    big_data: Mutex<Option<PackWriter>>,
+    tree: Mutex<Option<PackWriter>>,
     /// `None` once closed.
     uploads: Mutex<Option<SyncSender<PackWriter>>>,
     pub data_blobs: AtomicU64,
@@ -47,9 +48,9 @@ impl<'a> Packer<'a> {
             vault,
             index,
             claimed: Mutex::new(HashSet::new()),
-            data: Mutex::new(new_pack(vault, BlobKind::Data)),
-            big_data: Mutex::new(new_pack(vault, BlobKind::Data)),
-            tree: Mutex::new(new_pack(vault, BlobKind::Tree)),
+            data: Mutex::new(None),
+            big_data: Mutex::new(None),
+            tree: Mutex::new(None),
             uploads: Mutex::new(Some(uploads)),
             data_blobs: AtomicU64::new(0),
             tree_blobs: AtomicU64::new(0),
@@ -112,7 +113,7 @@ impl<'a> Packer<'a> {
 
     fn push(
         &self,
-        lock: &Mutex<PackWriter>,
+        lock: &Mutex<Option<PackWriter>>,
         kind: BlobKind,
         id: Id,
         sealed: &[u8],
@@ -124,10 +125,17 @@ impl<'a> Packer<'a> {
         };
         counter.fetch_add(1, Ordering::Relaxed);
         let full = {
-            let mut w = lock.lock().expect("pack lock");
+            let mut open = lock.lock().expect("pack lock");
+            let w = match &mut *open {
+                Some(w) => w,
+                None => open.insert(self.vault.pack_writer(kind)?),
+            };
             w.add(id, sealed, raw_len);
-            (w.len() >= self.vault.config().pack_size as usize)
-                .then(|| std::mem::replace(&mut *w, new_pack(self.vault, kind)))
+            if w.len() >= self.vault.config().pack_size as usize {
+                open.take()
+            } else {
+                None
+            }
         };
         match full {
             Some(w) => self.send(w),
@@ -146,13 +154,9 @@ impl<'a> Packer<'a> {
 
     /// Send the partly filled packs and close the upload channel.
     pub fn finish(&self) -> Result<()> {
-        for (lock, kind) in [
-            (&self.data, BlobKind::Data),
-            (&self.big_data, BlobKind::Data),
-            (&self.tree, BlobKind::Tree),
-        ] {
-            let w = std::mem::replace(&mut *lock.lock().expect("pack lock"), PackWriter::new(kind));
-            if !w.is_empty() {
+        for lock in [&self.data, &self.big_data, &self.tree] {
+            let w = lock.lock().expect("pack lock").take();
+            if let Some(w) = w.filter(|w| !w.is_empty()) {
                 self.send(w)?;
             }
         }
@@ -167,12 +171,6 @@ impl<'a> Packer<'a> {
             .unwrap_or_else(|e| e.into_inner())
             .take();
     }
-}
-
-/// A pack sized for the vault's pack size, the largest blob that can overflow it, and its header.
-fn new_pack(vault: &Vault, kind: BlobKind) -> PackWriter {
-    let cap = vault.config().pack_size as usize + vault.chunker().max_chunk() + (1 << 20);
-    PackWriter::with_capacity(kind, cap)
 }
 
 fn uploader_stopped() -> Error {

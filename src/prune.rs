@@ -77,6 +77,8 @@ pub struct PruneReport {
     /// Forget records whose bytes are damaged (torn uploads of forgets that deleted nothing):
     /// deleted (formats/ §9.3).
     pub forget_records_damaged_deleted: Vec<Id>,
+    /// Spool files in a vault folder's `tmp/` left by killed backups (formats/ §2): removed.
+    pub spool_files_removed: usize,
 }
 
 /// One pack and how much of it is used.
@@ -234,6 +236,12 @@ pub fn prune(
         && report.packs_damaged_deleted.is_empty()
         && scan.unreadable.is_empty();
 
+    if !opts.dry_run {
+        // Under the exclusive lock no writer of this vault is running: every spool file in
+        // the vault's own folder was left by one that was killed.
+        fence()?;
+        report.spool_files_removed = vault.clear_own_spool()?;
+    }
     if opts.dry_run || nothing_to_do {
         report.packs_after = rest.len() + usize::from(!repack.is_empty());
         report.bytes_after = report.bytes_before - removed_bytes + report.bytes_rewritten;
@@ -344,7 +352,7 @@ fn repack_packs(vault: &Vault, packs: &[PackUse]) -> Result<Vec<(IndexPack, u64)
     let target = vault.config().pack_size as usize;
     let mut out = Vec::new();
     for kind in [BlobKind::Data, BlobKind::Tree] {
-        let mut writer = PackWriter::with_capacity(kind, target + target / 8);
+        let mut writer = vault.pack_writer(kind)?;
         for u in packs.iter().filter(|u| u.pack.kind == kind) {
             let name = pack_name(&u.pack.id);
             let bytes = vault
@@ -359,8 +367,7 @@ fn repack_packs(vault: &Vault, packs: &[PackUse]) -> Result<Vec<(IndexPack, u64)
                 vault.open_blob(sealed, &b.id, kind, b.raw_len, &name)?;
                 writer.add(b.id, sealed, b.raw_len as usize);
                 if writer.len() >= target {
-                    let full =
-                        std::mem::replace(&mut writer, PackWriter::with_capacity(kind, target));
+                    let full = std::mem::replace(&mut writer, vault.pack_writer(kind)?);
                     out.push(store_pack(vault, full)?);
                 }
             }

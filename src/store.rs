@@ -51,6 +51,17 @@ pub trait Store: Send + Sync {
     }
     /// Create `name`; an existing object with that name is left as it is and `Ok(false)` returned.
     fn put(&self, name: &str, data: Bytes) -> Result<bool>;
+    /// `put` with the bytes of a local file (a spooled pack). A vault folder on the same file
+    /// system publishes the file by hard link, so the pack is never held in memory; others read
+    /// it in.
+    fn put_file(&self, name: &str, file: &Path) -> Result<bool> {
+        let data = std::fs::read(file).map_err(|e| Error::io(file, e))?;
+        self.put(name, Bytes::from(data))
+    }
+    /// The folder holding the vault, when it is a local folder.
+    fn local_root(&self) -> Option<&Path> {
+        None
+    }
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>>;
     fn delete(&self, name: &str) -> Result<()>;
     /// Requests made so far through this handle (zeros where nothing counts them).
@@ -181,6 +192,14 @@ impl Store for CountingStore {
         self.add(5, data.len() as u64);
         self.inner.put(name, data)
     }
+    fn put_file(&self, name: &str, file: &Path) -> Result<bool> {
+        self.add(2, 1);
+        self.add(5, std::fs::metadata(file).map_or(0, |m| m.len()));
+        self.inner.put_file(name, file)
+    }
+    fn local_root(&self) -> Option<&Path> {
+        self.inner.local_root()
+    }
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
         self.add(3, 1);
         self.inner.list(prefix)
@@ -227,6 +246,8 @@ pub struct ObjectStoreBackend {
     multipart_uploads: std::sync::atomic::AtomicU64,
     /// S3 only: Object Lock requests; with a policy set, every put but locks carries it.
     s3lock: Option<crate::s3lock::S3Lock>,
+    /// A local folder's path, where `put_file` links spooled packs into place.
+    root: Option<std::path::PathBuf>,
 }
 
 /// When and how objects are uploaded in parts.
@@ -335,6 +356,7 @@ impl ObjectStoreBackend {
             extra_puts: Default::default(),
             multipart_uploads: Default::default(),
             s3lock: None,
+            root: Some(dir.to_path_buf()),
         })
     }
 
@@ -478,7 +500,40 @@ impl ObjectStoreBackend {
             extra_puts: Default::default(),
             multipart_uploads: Default::default(),
             s3lock,
+            root: None,
         })
+    }
+
+    /// A local folder: publish `file` as `name` by hard link, after making its bytes durable
+    /// (a pack must be durable before the index naming it). `None`: this cannot link it here
+    /// (another file system, or no hard links), so the caller uploads it the usual way.
+    fn link_into_place(&self, root: &Path, name: &str, file: &Path) -> Option<Result<bool>> {
+        let dest = name.split('/').fold(root.to_path_buf(), |p, c| p.join(c));
+        let parent = dest.parent()?;
+        let durable = std::fs::File::open(file).and_then(|f| f.sync_all());
+        if let Err(e) = durable {
+            return Some(Err(
+                self.store_error(name, format!("{}: {e}", file.display()))
+            ));
+        }
+        if let Err(e) = std::fs::create_dir_all(parent) {
+            return Some(Err(
+                self.store_error(name, format!("{}: {e}", parent.display()))
+            ));
+        }
+        match std::fs::hard_link(file, &dest) {
+            Ok(()) => {
+                // The new name must survive a crash too.
+                #[cfg(unix)]
+                if let Err(e) = std::fs::File::open(parent).and_then(|d| d.sync_all()) {
+                    return Some(Err(Error::io(parent, e)));
+                }
+                Some(Ok(true))
+            }
+            // Create-only: an existing object of this name already holds these bytes.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Some(Ok(false)),
+            Err(_) => None,
+        }
     }
 
     fn run<F: std::future::Future>(&self, f: F) -> F::Output {
@@ -528,7 +583,10 @@ impl ObjectStoreBackend {
     }
 
     fn err(&self, name: &str, e: object_store::Error) -> Error {
-        let mut detail = e.to_string();
+        self.store_error(name, e.to_string())
+    }
+
+    fn store_error(&self, name: &str, mut detail: String) -> Error {
         // The local backend only says so deep inside its message: say what to do about it.
         if detail.contains("os error 28") {
             detail.push_str(
@@ -670,6 +728,20 @@ impl Store for ObjectStoreBackend {
         }
     }
 
+    fn put_file(&self, name: &str, file: &Path) -> Result<bool> {
+        if let Some(root) = &self.root
+            && let Some(r) = self.link_into_place(root, name, file)
+        {
+            return r;
+        }
+        let data = std::fs::read(file).map_err(|e| Error::io(file, e))?;
+        self.put(name, Bytes::from(data))
+    }
+
+    fn local_root(&self) -> Option<&Path> {
+        self.root.as_deref()
+    }
+
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
         let path = ObjPath::from(prefix);
         let metas: Vec<_> = self
@@ -771,6 +843,14 @@ impl Store for HookedStore {
         let r = self.inner.put(name, data)?;
         self.wrote("put", name);
         Ok(r)
+    }
+    fn put_file(&self, name: &str, file: &Path) -> Result<bool> {
+        let r = self.inner.put_file(name, file)?;
+        self.wrote("put", name);
+        Ok(r)
+    }
+    fn local_root(&self) -> Option<&Path> {
+        self.inner.local_root()
     }
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
         self.inner.list(prefix)

@@ -26,6 +26,9 @@ pub const KEYS: &str = "keys";
 pub const DATA: &str = "data";
 pub const INDEX: &str = "index";
 pub const SNAPSHOTS: &str = "snapshots";
+/// A vault folder's own pack spool (formats/ §2): on the vault's file system, so a finished
+/// pack is published by hard link instead of being copied.
+pub const SPOOL: &str = "tmp";
 
 /// Choices made once, at `init`.
 #[derive(Debug, Clone)]
@@ -73,6 +76,8 @@ pub struct Vault {
     tree_id_key: [u8; 32],
     chunker: Chunker,
     config_auth: ConfigAuth,
+    /// Where packs fill while a backup or prune writes them; `None` keeps them in memory.
+    spool_dir: Option<std::path::PathBuf>,
 }
 
 pub fn pack_name(id: &Id) -> String {
@@ -181,6 +186,7 @@ impl Vault {
         let chunker = Chunker::new(config.chunker.clone(), gear_seed(&master.chunk_id))?;
         Self::apply_retention(&*store, &config);
         Ok(Vault {
+            spool_dir: store.local_root().map(|r| r.join(SPOOL)),
             store,
             config,
             sealer,
@@ -375,8 +381,47 @@ impl Vault {
         self.sealer.open(&bytes, None, &name)
     }
 
-    pub fn save_pack(&self, id: &Id, bytes: Vec<u8>) -> Result<()> {
-        self.store.put(&pack_name(id), Bytes::from(bytes))?;
+    /// Where packs fill on disk (a vault folder's `tmp/`; for a cloud vault whatever the
+    /// caller chose, else none: in memory).
+    pub fn spool_dir(&self) -> Option<&std::path::Path> {
+        self.spool_dir.as_deref()
+    }
+
+    /// Spool packs under `dir` (`None`: in memory). A vault folder spools in its own `tmp/`
+    /// unless told otherwise.
+    pub fn set_spool_dir(&mut self, dir: Option<std::path::PathBuf>) {
+        self.spool_dir = dir;
+    }
+
+    /// Remove the spool files of the vault folder's own `tmp/` (only under an exclusive lock:
+    /// a running backup's packs fill there). Returns how many went.
+    pub fn clear_own_spool(&self) -> Result<usize> {
+        let Some(dir) = self.store.local_root().map(|r| r.join(SPOOL)) else {
+            return Ok(0);
+        };
+        pack::remove_spool_files(&dir, std::time::Duration::ZERO)
+    }
+
+    /// A new, empty pack: spooled when the vault has a spool folder, so filling it costs no
+    /// memory.
+    pub fn pack_writer(&self, kind: BlobKind) -> Result<pack::PackWriter> {
+        match &self.spool_dir {
+            Some(dir) => pack::PackWriter::spooled(kind, dir),
+            // Room for a full pack, the largest blob that can overflow it and its header:
+            // growing by doubling copied it repeatedly and briefly held twice its size.
+            None => Ok(pack::PackWriter::with_capacity(
+                kind,
+                self.config.pack_size as usize + self.chunker.max_chunk() + (1 << 20),
+            )),
+        }
+    }
+
+    pub fn save_pack(&self, id: &Id, body: pack::PackBody) -> Result<()> {
+        let name = pack_name(id);
+        match body {
+            pack::PackBody::Mem(bytes) => self.store.put(&name, Bytes::from(bytes))?,
+            pack::PackBody::Spooled { file, .. } => self.store.put_file(&name, file.path())?,
+        };
         Ok(())
     }
 

@@ -132,12 +132,15 @@ pub(super) fn open(repo: &RepoArgs) -> Result<Vault> {
 pub(super) fn open_with(repo: &RepoArgs, pw: Result<Option<Vec<u8>>>) -> Result<Vault> {
     let store = open_store(repo, false)?;
     // A plaintext vault needs no password, so a bad password file only matters when one is needed.
-    let vault = match Vault::open(store, pw.as_ref().ok().and_then(|p| p.as_deref())) {
+    let mut vault = match Vault::open(store, pw.as_ref().ok().and_then(|p| p.as_deref())) {
         Err(sitevault::Error::PasswordRequired { .. }) if pw.is_err() => {
             return Err(pw.expect_err("checked"));
         }
         r => r?,
     };
+    if let Some(dir) = spool_dir(vault.spool_dir().is_none()) {
+        vault.set_spool_dir(Some(dir));
+    }
     if let sitevault::config::ConfigAuth::Failed(why) = vault.config_auth() {
         eprintln!(
             "warning: the config of vault {} fails its integrity check: {why}; run `sitevault check --read-data`",
@@ -145,6 +148,23 @@ pub(super) fn open_with(repo: &RepoArgs, pw: Result<Option<Vec<u8>>>) -> Result<
         );
     }
     Ok(vault)
+}
+
+/// Where packs fill before they are stored, when not the vault folder's own `tmp/`:
+/// `SITEVAULT_SPOOL_DIR`, else (`cloud`) a folder in the system's temporary folder. Files a
+/// killed process left there for a week are removed (a live writer touches its files far more
+/// often).
+fn spool_dir(cloud: bool) -> Option<std::path::PathBuf> {
+    let dir = match std::env::var_os("SITEVAULT_SPOOL_DIR") {
+        Some(d) => std::path::PathBuf::from(d),
+        None if cloud => std::env::temp_dir().join("sitevault-spool"),
+        None => return None,
+    };
+    let week = std::time::Duration::from_secs(7 * 24 * 3600);
+    if let Err(e) = sitevault::pack::remove_spool_files(&dir, week) {
+        eprintln!("warning: could not clear old spool files: {e}");
+    }
+    Some(dir)
 }
 
 /// Take the vault lock for `command`, telling the user on stderr when it has to wait.

@@ -107,6 +107,12 @@ impl Store for FailpointStore {
     fn put(&self, name: &str, data: Bytes) -> sitevault::Result<bool> {
         self.write("put", name, || self.inner.put(name, data))
     }
+    fn put_file(&self, name: &str, file: &std::path::Path) -> sitevault::Result<bool> {
+        self.write("put", name, || self.inner.put_file(name, file))
+    }
+    fn local_root(&self) -> Option<&std::path::Path> {
+        self.inner.local_root()
+    }
     fn list(&self, prefix: &str) -> sitevault::Result<Vec<ObjectInfo>> {
         self.inner.list(prefix)
     }

@@ -203,7 +203,11 @@ fn build_pack(encrypted: bool, kind: BlobKind, blobs: &[Vec<u8>]) -> Vec<u8> {
             b.len(),
         );
     }
-    w.finish_with_nonce(&s, &[7; 24]).0
+    w.finish_with_nonce(&s, &[7; 24])
+        .unwrap()
+        .0
+        .into_bytes()
+        .unwrap()
 }
 
 fn blob_set(n: usize) -> Vec<Vec<u8>> {

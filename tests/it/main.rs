@@ -24,6 +24,7 @@ mod repair;
 mod restore_options;
 mod roundtrip;
 mod sites;
+mod spool;
 mod tamper;
 mod vectors;
 mod webdriver;

@@ -335,7 +335,8 @@ fn data_pack(encrypted: bool) -> (Vec<u8>, Id, Vec<PackedBlob>) {
             pt.len(),
         );
     }
-    w.finish_with_nonce(&s, &ramp(N_DATA_HEADER))
+    let (bytes, id, blobs) = w.finish_with_nonce(&s, &ramp(N_DATA_HEADER)).unwrap();
+    (bytes.into_bytes().unwrap(), id, blobs)
 }
 
 fn tree_pack() -> (Vec<u8>, Id, Vec<PackedBlob>) {
@@ -348,7 +349,8 @@ fn tree_pack() -> (Vec<u8>, Id, Vec<PackedBlob>) {
             pt.len(),
         );
     }
-    w.finish_with_nonce(&s, &ramp(N_TREE_HEADER))
+    let (bytes, id, blobs) = w.finish_with_nonce(&s, &ramp(N_TREE_HEADER)).unwrap();
+    (bytes.into_bytes().unwrap(), id, blobs)
 }
 
 fn index_file() -> IndexFile {
