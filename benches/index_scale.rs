@@ -9,7 +9,6 @@
 //! and written to `target/index-bench.json`. Without `--bench` (`cargo test --all-targets`) it
 //! runs a 20,000-chunk smoke version.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -73,10 +72,24 @@ fn index_file(f: usize, n: usize) -> IndexFile {
 }
 
 fn rss_mib() -> f64 {
+    status_mib("VmRSS:")
+}
+
+/// Peak RSS since the last [`reset_peak`].
+fn peak_mib() -> f64 {
+    status_mib("VmHWM:")
+}
+
+/// Reset the kernel's peak-RSS mark (Linux: writing 5 to clear_refs).
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn status_mib(field: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(0.0, |kib| kib / 1024.0)
 }
@@ -123,16 +136,36 @@ fn run(n: usize, dir: &std::path::Path) -> serde_json::Value {
         .iter()
         .map(|(_, s)| s)
         .sum();
-    let vault = Arc::new(vault);
 
+    let mut vault = vault;
+    let mut modes = Vec::new();
+    for (mode, budget) in [("memory", None), ("disk", Some(32u64 << 20))] {
+        vault.set_index_budget(budget);
+        modes.push(measure(&vault, n, files, stored, write_secs, mode));
+    }
+    json!({"chunks": n, "index_files": files, "stored_bytes": stored, "write_secs": write_secs, "modes": modes})
+}
+
+/// Load the index (in memory, or on disk past a 32 MiB budget) and look ids up in it.
+fn measure(
+    vault: &Vault,
+    n: usize,
+    files: usize,
+    stored: u64,
+    write_secs: f64,
+    mode: &str,
+) -> serde_json::Value {
     let heap_before = LIVE.load(Ordering::Relaxed);
     let rss_before = rss_mib();
+    reset_peak();
     let t = Instant::now();
     let index = vault.load_index().expect("load index");
     let load_secs = t.elapsed().as_secs_f64();
     let heap = LIVE.load(Ordering::Relaxed).saturating_sub(heap_before);
     let rss_after = rss_mib();
+    let peak = peak_mib();
     assert_eq!(index.len(), n, "every chunk indexed");
+    assert_eq!(index.is_on_disk(), mode == "disk" && n * 48 > 32 << 20);
 
     // Known ids from across the vault, and ids it has never seen.
     // Every id of up to 250 index files spread over the vault (about 1 M), shuffled by a
@@ -164,7 +197,7 @@ fn run(n: usize, dir: &std::path::Path) -> serde_json::Value {
     let (_, hit_all) = rate(&known, true);
     let (_, miss_all) = rate(&unknown, true);
     println!(
-        "{n:>11} chunks: {files} index files, {:.0} MiB stored ({:.1} B/chunk); load {load_secs:.2} s ({:.2} M chunks/s); heap {:.0} MiB = {:.1} B/chunk (RSS +{:.0} MiB); lookups/s one core {:.1} M hit, {:.1} M miss; all cores {:.1} M hit, {:.1} M miss; written in {write_secs:.1} s",
+        "{n:>11} chunks, {mode:>6}: {files} index files, {:.0} MiB stored ({:.1} B/chunk); load {load_secs:.2} s ({:.2} M chunks/s); heap {:.0} MiB = {:.1} B/chunk (RSS +{:.0} MiB, peak while loading {peak:.0} MiB); lookups/s one core {:.1} M hit, {:.1} M miss; all cores {:.1} M hit, {:.1} M miss; written in {write_secs:.1} s",
         stored as f64 / 1048576.0,
         stored as f64 / n as f64,
         n as f64 / load_secs / 1e6,
@@ -177,11 +210,10 @@ fn run(n: usize, dir: &std::path::Path) -> serde_json::Value {
         miss_all / 1e6,
     );
     json!({
-        "chunks": n, "index_files": files, "stored_bytes": stored,
-        "load_secs": load_secs, "heap_bytes": heap, "heap_bytes_per_chunk": heap as f64 / n as f64,
+        "mode": mode,
+        "load_secs": load_secs, "peak_rss_mib": peak, "heap_bytes": heap, "heap_bytes_per_chunk": heap as f64 / n as f64,
         "rss_growth_mib": rss_after - rss_before,
         "lookups_per_sec": {"one_core_hit": hit1, "one_core_miss": miss1, "all_cores_hit": hit_all, "all_cores_miss": miss_all},
-        "write_secs": write_secs,
     })
 }
 

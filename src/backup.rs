@@ -101,6 +101,19 @@ pub struct BackupResult {
     pub id: Id,
     pub snapshot: Snapshot,
     pub warnings: Vec<Warning>,
+    /// The index this run looked blobs up in.
+    pub index: IndexUse,
+}
+
+/// How the index was held during a backup (not stored: it describes this run).
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct IndexUse {
+    /// Blobs it listed.
+    pub blobs: u64,
+    /// Kept in a working file on disk because it exceeded the memory budget.
+    pub on_disk: bool,
+    /// Heap bytes it took.
+    pub memory_bytes: u64,
 }
 
 #[derive(Default)]
@@ -249,6 +262,14 @@ pub fn backup(
     // Ordering: every pack and the index files naming them are stored; only now the snapshot.
     let uploaded = uploaded?;
     let tree = walked?;
+    // A lookup that could not read the on-disk index answered "not found": say so rather
+    // than commit on an index that was not fully read.
+    index.check_io()?;
+    let index_use = IndexUse {
+        blobs: index.len() as u64,
+        on_disk: index.is_on_disk(),
+        memory_bytes: index.heap_bytes() as u64,
+    };
 
     let warnings = s.warnings.into_inner().expect("warnings lock");
     let unreadable = warnings
@@ -304,6 +325,7 @@ pub fn backup(
         id,
         snapshot,
         warnings,
+        index: index_use,
     })
 }
 

@@ -117,6 +117,9 @@ pub struct BlobLocation {
 /// All known blobs: entries sorted by id for binary search, no per-entry heap allocation.
 #[derive(Debug, Default, Clone)]
 pub struct Index {
+    /// The index files as loaded, when they did not fit the memory budget (formats/ §7.4);
+    /// what is added later (adopted packs) stays in memory beside it.
+    disk: Option<std::sync::Arc<crate::disk_index::DiskIndex>>,
     packs: Vec<(Id, BlobKind)>,
     entries: Vec<IndexEntry>,
     /// `buckets[b]..buckets[b + 1]` are the entries whose id starts with the 16 bits `b`; it
@@ -152,6 +155,24 @@ impl Index {
         self.buckets = Vec::new();
     }
 
+    /// Room for `n` more blobs, so loading does not grow the array by doubling.
+    pub(crate) fn reserve(&mut self, n: usize) {
+        self.entries.reserve_exact(n);
+    }
+
+    /// Packs added so far (the next pack's number).
+    pub(crate) fn pack_count(&self) -> u32 {
+        self.packs.len() as u32
+    }
+
+    /// Forget the blobs of packs numbered `from..to` (an index file found superseded after
+    /// its packs were added); call [`Index::finish`] again after.
+    pub(crate) fn drop_packs(&mut self, ranges: &[(u32, u32)]) {
+        self.entries
+            .retain(|e| !ranges.iter().any(|&(a, b)| (a..b).contains(&e.pack)));
+        self.buckets = Vec::new();
+    }
+
     /// Sort and drop duplicate blob entries (the same blob in two packs keeps the first seen).
     pub fn finish(&mut self) {
         if !self.buckets.is_empty() {
@@ -172,16 +193,42 @@ impl Index {
         self.buckets = buckets;
     }
 
+    /// An index whose loaded part lives on disk.
+    pub fn on_disk(disk: crate::disk_index::DiskIndex) -> Index {
+        let mut i = Index::new();
+        i.disk = Some(std::sync::Arc::new(disk));
+        i
+    }
+
+    /// Whether the loaded part lives on disk.
+    pub fn is_on_disk(&self) -> bool {
+        self.disk.is_some()
+    }
+
+    /// Heap bytes the index keeps (entries, packs, fan-out tables).
+    pub fn heap_bytes(&self) -> usize {
+        self.entries.capacity() * std::mem::size_of::<IndexEntry>()
+            + self.packs.capacity() * std::mem::size_of::<(Id, BlobKind)>()
+            + self.buckets.capacity() * 4
+            + self.disk.as_ref().map_or(0, |d| d.heap_bytes())
+    }
+
+    /// Fails when a lookup could not read the on-disk part (it answered "not found").
+    pub fn check_io(&self) -> Result<()> {
+        self.disk.as_ref().map_or(Ok(()), |d| d.check())
+    }
+
+    /// Blobs indexed (a blob both on disk and added later counts twice).
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.entries.len() + self.disk.as_ref().map_or(0, |d| d.len() as usize)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
     }
 
     pub fn contains(&self, id: &Id) -> bool {
-        self.find(id).is_some()
+        self.find(id).is_some() || self.disk.as_ref().is_some_and(|d| d.contains(id))
     }
 
     fn find(&self, id: &Id) -> Option<&IndexEntry> {
@@ -198,20 +245,26 @@ impl Index {
     }
 
     pub fn get(&self, id: &Id) -> Option<BlobLocation> {
-        self.find(id).map(|e| {
-            let (pack, kind) = self.packs[e.pack as usize];
-            BlobLocation {
-                pack,
-                kind,
-                offset: e.offset,
-                stored_len: e.stored_len,
-                raw_len: e.raw_len,
-            }
+        let Some(e) = self.find(id) else {
+            return self.disk.as_ref().and_then(|d| d.get(id));
+        };
+        let (pack, kind) = self.packs[e.pack as usize];
+        Some(BlobLocation {
+            pack,
+            kind,
+            offset: e.offset,
+            stored_len: e.stored_len,
+            raw_len: e.raw_len,
         })
     }
 
-    pub fn pack_ids(&self) -> impl Iterator<Item = &Id> {
-        self.packs.iter().map(|(p, _)| p)
+    /// Every pack the index names (on disk ones read in blocks).
+    pub fn for_each_pack(&self, f: &mut dyn FnMut(&Id)) -> Result<()> {
+        if let Some(d) = &self.disk {
+            d.for_each_pack(f)?;
+        }
+        self.packs.iter().for_each(|(p, _)| f(p));
+        Ok(())
     }
 }
 

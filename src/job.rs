@@ -29,6 +29,8 @@ pub struct VaultSection {
     /// Storage options for s3:// and az:// vaults (`aws_region = "eu-west-1"`).
     #[serde(default)]
     pub options: std::collections::BTreeMap<String, String>,
+    /// Memory the index may take before it is kept on disk (`"32MiB"`, `"unlimited"`).
+    pub index_memory: Option<String>,
     /// Vaults every new recovery point is copied to after the local archive succeeds.
     #[serde(default)]
     pub copy_to: Vec<String>,
@@ -36,6 +38,19 @@ pub struct VaultSection {
     #[serde(default)]
     pub copy_options:
         std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
+}
+
+impl VaultSection {
+    /// `index_memory` as a budget: `Ok(None)` is unlimited, and no key is the default.
+    pub fn index_memory_budget(&self) -> std::result::Result<Option<Option<u64>>, String> {
+        match self.index_memory.as_deref() {
+            None => Ok(None),
+            Some(s) if s.trim().eq_ignore_ascii_case("unlimited") => Ok(Some(None)),
+            Some(s) => crate::size::parse_size(s)
+                .map(|n| Some(Some(n)))
+                .map_err(|e| format!("{e}, or \"unlimited\"")),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -232,6 +247,9 @@ impl JobConfig {
         }
         if self.vault.copy_to.contains(&self.vault.repository) {
             return bad("[vault] copy_to", "names the vault itself");
+        }
+        if let Err(e) = self.vault.index_memory_budget() {
+            return bad("[vault] index_memory", &e);
         }
         let code = &self.site.code;
         if code.len() != 3 || !code.chars().all(|c| c.is_ascii_alphanumeric()) {

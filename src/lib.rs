@@ -12,6 +12,7 @@ pub mod config;
 pub mod console;
 pub mod copy;
 pub mod crypto;
+pub mod disk_index;
 pub mod error;
 pub mod fault;
 pub mod forget;

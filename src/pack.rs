@@ -254,7 +254,7 @@ impl Spool {
     }
 }
 
-/// Remove spool files in `dir` not written for `idle` or longer (a killed writer's; a live
+/// Remove spool files (packs, and on-disk index working files) in `dir` not written for `idle` or longer (a killed writer's; a live
 /// writer's are removed by the writer). A missing folder holds none. Returns how many went.
 pub fn remove_spool_files(dir: &std::path::Path, idle: std::time::Duration) -> Result<usize> {
     let entries = match std::fs::read_dir(dir) {
@@ -266,7 +266,8 @@ pub fn remove_spool_files(dir: &std::path::Path, idle: std::time::Duration) -> R
     for entry in entries {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
         let name = entry.file_name();
-        if !name.to_string_lossy().starts_with(SPOOL_PREFIX) {
+        let name = name.to_string_lossy();
+        if !name.starts_with(SPOOL_PREFIX) && !name.starts_with(crate::disk_index::FILE_PREFIX) {
             continue;
         }
         let age = entry

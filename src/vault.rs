@@ -78,6 +78,9 @@ pub struct Vault {
     config_auth: ConfigAuth,
     /// Where packs fill while a backup or prune writes them; `None` keeps them in memory.
     spool_dir: Option<std::path::PathBuf>,
+    /// Bytes the loaded index may take in memory before it goes to a working file in the
+    /// spool folder (formats/ §7.4); `None`: no limit.
+    index_budget: Option<u64>,
 }
 
 pub fn pack_name(id: &Id) -> String {
@@ -187,6 +190,7 @@ impl Vault {
         Self::apply_retention(&*store, &config);
         Ok(Vault {
             spool_dir: store.local_root().map(|r| r.join(SPOOL)),
+            index_budget: None,
             store,
             config,
             sealer,
@@ -393,6 +397,12 @@ impl Vault {
         self.spool_dir = dir;
     }
 
+    /// Keep a loaded index larger than `bytes` on disk, in the spool folder (`None`: always in
+    /// memory). Without a spool folder it stays in memory.
+    pub fn set_index_budget(&mut self, bytes: Option<u64>) {
+        self.index_budget = bytes;
+    }
+
     /// Remove the spool files of the vault folder's own `tmp/` (only under an exclusive lock:
     /// a running backup's packs fill there). Returns how many went.
     pub fn clear_own_spool(&self) -> Result<usize> {
@@ -429,25 +439,56 @@ impl Vault {
         self.save_object(INDEX, &file.encode())
     }
 
-    /// Read every index file into one in-memory index (in parallel; they are independent).
+    /// Read every index file into one index: in memory, or on disk when the vault has an
+    /// index budget the index would exceed. Files are fetched a batch at a time (in parallel)
+    /// and added in reader order (§7.2), so only one batch is held decoded.
     pub fn load_index(&self) -> Result<Index> {
-        let files: Vec<(Id, IndexFile)> = self
-            .list_ids(INDEX)?
-            .par_iter()
-            .map(|(id, _)| Ok((*id, IndexFile::decode(&self.load_object(INDEX, id)?)?)))
-            .collect::<Result<_>>()?;
-        let superseded: HashSet<Id> = files
-            .iter()
-            .flat_map(|(_, f)| f.supersedes.iter().copied())
-            .collect();
+        const BATCH: usize = 32;
+        let mut ids = self.list_ids(INDEX)?;
+        ids.sort();
+        // Index files store about 33 bytes per blob (formats/ §7.3); under-estimating only
+        // makes the disk partitions larger.
+        let expected = ids.iter().map(|(_, size)| size).sum::<u64>() / 30;
+        let mut disk = match (self.index_budget, &self.spool_dir) {
+            (Some(budget), Some(dir)) if expected * 48 > budget => Some(
+                crate::disk_index::DiskIndexBuilder::new(dir, budget, expected)?,
+            ),
+            _ => None,
+        };
         let mut index = Index::new();
-        for (id, f) in &files {
-            if superseded.contains(id) {
-                continue;
+        if disk.is_none() {
+            index.reserve(expected as usize);
+        }
+        let mut superseded: HashSet<Id> = HashSet::new();
+        let mut ranges: Vec<(Id, u32, u32)> = Vec::new();
+        for batch in ids.chunks(BATCH) {
+            let files: Vec<(Id, IndexFile)> = batch
+                .par_iter()
+                .map(|(id, _)| Ok((*id, IndexFile::decode(&self.load_object(INDEX, id)?)?)))
+                .collect::<Result<_>>()?;
+            for (id, f) in files {
+                if let Some(d) = &mut disk {
+                    d.add_file(id, &f)?;
+                    continue;
+                }
+                let from = index.pack_count();
+                for p in &f.packs {
+                    index.add_pack(p.id, p.kind, &p.blobs);
+                }
+                ranges.push((id, from, index.pack_count()));
+                superseded.extend(f.supersedes);
             }
-            for p in &f.packs {
-                index.add_pack(p.id, p.kind, &p.blobs);
-            }
+        }
+        if let Some(d) = disk {
+            return Ok(Index::on_disk(d.finish()?));
+        }
+        let dropped: Vec<(u32, u32)> = ranges
+            .iter()
+            .filter(|(id, ..)| superseded.contains(id))
+            .map(|&(_, a, b)| (a, b))
+            .collect();
+        if !dropped.is_empty() {
+            index.drop_packs(&dropped);
         }
         index.finish();
         Ok(index)
@@ -529,9 +570,17 @@ impl Vault {
     /// Index packs that exist in storage but in no index file (left by an interrupted backup),
     /// so their blobs are reused instead of uploaded again. Returns how many were adopted.
     pub fn adopt_unindexed_packs(&self, index: &mut Index) -> Result<usize> {
-        let known: HashSet<Id> = index.pack_ids().copied().collect();
+        // Mark the listed packs the index knows, without a set of every pack id.
         let mut orphans = self.list_ids(DATA)?;
-        orphans.retain(|(id, _)| !known.contains(id));
+        orphans.sort_unstable_by_key(|(id, _)| *id);
+        let mut known = vec![false; orphans.len()];
+        index.for_each_pack(&mut |id| {
+            if let Ok(i) = orphans.binary_search_by_key(id, |(o, _)| *o) {
+                known[i] = true;
+            }
+        })?;
+        let mut k = known.iter();
+        orphans.retain(|_| !k.next().copied().unwrap_or(false));
         if orphans.is_empty() {
             return Ok(0);
         }

@@ -509,5 +509,10 @@ fn repo_args(
             .or_else(|| std::env::var_os("SITEVAULT_PASSWORD_FILE").map(PathBuf::from)),
         options: options.iter().map(|(k, v)| format!("{k}={v}")).collect(),
         vault_as_of: None,
+        // Validated when the config was read.
+        index_memory: match cfg.vault.index_memory_budget() {
+            Ok(Some(budget)) => super::args::IndexMemory(budget),
+            _ => super::args::DEFAULT_INDEX_MEMORY,
+        },
     }
 }

@@ -31,6 +31,26 @@ pub struct RepoArgs {
     /// (ignoring later deletions and overwrites): for the read commands, and `copy`'s --from
     #[arg(long, value_name = "TIME", value_parser = parse_at)]
     pub vault_as_of: Option<jiff::Timestamp>,
+    /// Memory the vault's index may take; a larger index is kept on disk, in the spool folder,
+    /// and read one bucket per lookup (`unlimited`: always in memory)
+    #[arg(long, env = "SITEVAULT_INDEX_MEMORY", value_name = "SIZE", default_value = "32MiB", value_parser = parse_index_memory)]
+    pub index_memory: IndexMemory,
+}
+
+/// `--index-memory`: a byte budget, or `None` for unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexMemory(pub Option<u64>);
+
+/// The default `--index-memory`: 32 MiB is about 690,000 chunks (0.7 TB at 1 MiB chunks).
+pub const DEFAULT_INDEX_MEMORY: IndexMemory = IndexMemory(Some(32 << 20));
+
+fn parse_index_memory(s: &str) -> Result<IndexMemory, String> {
+    if s.eq_ignore_ascii_case("unlimited") {
+        return Ok(IndexMemory(None));
+    }
+    sitevault::size::parse_size(s)
+        .map(|n| IndexMemory(Some(n)))
+        .map_err(|e| format!("{e}, or unlimited"))
 }
 
 #[derive(Debug, Subcommand)]

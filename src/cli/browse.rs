@@ -10,26 +10,11 @@ use super::args::{BrowseArgs, MountArgs, ServeArgs};
 use super::commands::{filter, open, read_lock};
 use super::output::outln;
 
-/// Chunk buffers (about 1 MiB each) are allocated and freed by many threads for as long as the
-/// process serves, and glibc keeps what they free in per-thread heaps. Two heaps and a fixed 4 MiB
-/// mmap threshold bound that: serving 400 MB twice peaked at 154 MiB RSS (170 MiB untuned) at the
-/// same speed; a 128 KiB threshold gave 121 MiB but took twice as long (a page fault per page of
-/// every buffer).
-fn tune_allocator() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes glibc's allocation policy; called before threads start.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
-    }
-}
-
 /// Open the vault, take the shared lock, and read the snapshot list and index.
 fn browser(
     a: &BrowseArgs,
     command: &str,
 ) -> Result<(Arc<Browser>, Option<sitevault::lock::VaultLock>)> {
-    tune_allocator();
     let vault = Arc::new(open(&a.repo)?);
     let lock = read_lock(&vault, &a.lock, command)?;
     let opts = BrowseOptions {

@@ -141,6 +141,7 @@ pub(super) fn open_with(repo: &RepoArgs, pw: Result<Option<Vec<u8>>>) -> Result<
     if let Some(dir) = spool_dir(vault.spool_dir().is_none()) {
         vault.set_spool_dir(Some(dir));
     }
+    vault.set_index_budget(repo.index_memory.0);
     if let sitevault::config::ConfigAuth::Failed(why) = vault.config_auth() {
         eprintln!(
             "warning: the config of vault {} fails its integrity check: {why}; run `sitevault check --read-data`",
@@ -774,6 +775,7 @@ pub(super) fn backup_json(vault: &Vault, r: &sitevault::BackupResult) -> serde_j
         "summary": r.snapshot.summary,
         "warnings": r.warnings.iter().map(|w| w.to_string()).collect::<Vec<_>>(),
         "requests": vault.store().requests(),
+        "index": r.index,
     })
 }
 

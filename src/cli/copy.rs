@@ -21,6 +21,7 @@ pub(super) fn open_other(
         options: options.to_vec(),
         // `copy --vault-as-of T` reads the source as it stood then (the recovery path).
         vault_as_of: repo.vault_as_of,
+        index_memory: repo.index_memory,
     };
     let pw = match (password_file, std::env::var_os("SITEVAULT_FROM_PASSWORD")) {
         (Some(_), _) => password(&other),

@@ -18,6 +18,7 @@ mod forget;
 mod fuzz;
 mod history;
 mod immutable;
+mod index_budget;
 mod kill;
 mod prune;
 mod repair;
