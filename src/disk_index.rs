@@ -238,8 +238,16 @@ impl DiskIndexBuilder {
                 .chunks_exact(ENTRY_LEN)
                 .filter(|r| !is_dropped(u32_at(r, 32)))
                 .collect();
-            // Stable: of equal ids the first written (first file, first record) stays first.
-            recs.sort_by(|a, b| a[..32].cmp(&b[..32]));
+            // Of equal ids the first seen comes first: pack numbers follow reader order and
+            // offsets record order (the same order as the in-memory index).
+            let key = |r: &[u8]| {
+                (
+                    <[u8; 32]>::try_from(&r[..32]).ok(),
+                    u32_at(r, 32),
+                    u32_at(r, 36),
+                )
+            };
+            recs.sort_unstable_by(|a, b| key(a).cmp(&key(b)));
             recs.dedup_by(|a, b| a[..32] == b[..32]);
             for r in &recs {
                 buckets[top_bits(r, bits) + 1] += 1;

@@ -156,8 +156,9 @@ impl Index {
     }
 
     /// Room for `n` more blobs, so loading does not grow the array by doubling.
+    /// (A hint from a listing: an impossible one is ignored, not fatal.)
     pub(crate) fn reserve(&mut self, n: usize) {
-        self.entries.reserve_exact(n);
+        let _ = self.entries.try_reserve_exact(n);
     }
 
     /// Packs added so far (the next pack's number).
@@ -178,7 +179,11 @@ impl Index {
         if !self.buckets.is_empty() {
             return;
         }
-        self.entries.sort_by_key(|a| a.id);
+        // In place (a stable sort would borrow half the array again): pack numbers follow
+        // reader order and offsets record order, so (id, pack, offset) puts the first seen
+        // location first (§7.2).
+        self.entries
+            .sort_unstable_by(|a, b| (a.id, a.pack, a.offset).cmp(&(b.id, b.pack, b.offset)));
         self.entries.dedup_by(|a, b| a.id == b.id);
         // Growth left spare capacity; the 48-byte claim is about the array as kept.
         self.entries.shrink_to_fit();

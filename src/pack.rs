@@ -43,7 +43,7 @@ pub struct PackedBlob {
 }
 
 /// Accumulates sealed blobs of one kind until the pack is full: in memory, or spooled to a
-/// file so an open pack costs no memory (a backup keeps two data packs open and stores others
+/// file so an open pack costs no memory (a backup keeps three packs open and stores others
 /// while they fill).
 pub struct PackWriter {
     kind: BlobKind,

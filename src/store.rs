@@ -510,7 +510,11 @@ impl ObjectStoreBackend {
     fn link_into_place(&self, root: &Path, name: &str, file: &Path) -> Option<Result<bool>> {
         let dest = name.split('/').fold(root.to_path_buf(), |p, c| p.join(c));
         let parent = dest.parent()?;
-        let durable = std::fs::File::open(file).and_then(|f| f.sync_all());
+        // Opened for writing: Windows flushes a file only through a handle that may write.
+        let durable = std::fs::OpenOptions::new()
+            .write(true)
+            .open(file)
+            .and_then(|f| f.sync_all());
         if let Err(e) = durable {
             return Some(Err(
                 self.store_error(name, format!("{}: {e}", file.display()))

@@ -448,9 +448,13 @@ impl Vault {
         ids.sort();
         // Index files store about 33 bytes per blob (formats/ §7.3); under-estimating only
         // makes the disk partitions larger.
-        let expected = ids.iter().map(|(_, size)| size).sum::<u64>() / 30;
+        // (Sizes come from a listing: saturate rather than trust them.)
+        let expected = ids
+            .iter()
+            .fold(0u64, |sum, (_, size)| sum.saturating_add(*size))
+            / 30;
         let mut disk = match (self.index_budget, &self.spool_dir) {
-            (Some(budget), Some(dir)) if expected * 48 > budget => Some(
+            (Some(budget), Some(dir)) if expected.saturating_mul(48) > budget => Some(
                 crate::disk_index::DiskIndexBuilder::new(dir, budget, expected)?,
             ),
             _ => None,
