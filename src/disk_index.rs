@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::index::{BlobLocation, IndexFile};
 use crate::pack::{BlobKind, PackedBlob};
+use crate::spool::{INDEX_PREFIX, WorkFile};
 
 /// Bytes per entry on disk: id (32), pack number, offset, stored_len, raw_len (u32 LE each).
 pub const ENTRY_LEN: usize = 48;
@@ -20,39 +21,20 @@ pub const ENTRY_LEN: usize = 48;
 pub const PACK_LEN: usize = 33;
 /// Lookups read one fan-out bucket; about this many entries each (1.5 KiB).
 const ENTRIES_PER_BUCKET: u64 = 32;
-/// Working files are named `index-<16 hex digits>` in the spool folder.
-pub const FILE_PREFIX: &str = "index-";
-
-/// A working file, removed when dropped.
+/// A working file and its open handle (for positioned reads).
 struct TempFile {
-    path: PathBuf,
+    path: WorkFile,
     file: File,
 }
 
 impl TempFile {
-    fn create(dir: &Path, what: &str) -> Result<TempFile> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let name: [u8; 8] = crate::crypto::random_array()?;
-        let path = dir.join(format!("{FILE_PREFIX}{}{what}", hex::encode(name)));
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
+    fn create(dir: &Path, suffix: &str) -> Result<TempFile> {
+        let (path, file) = WorkFile::create(dir, INDEX_PREFIX, suffix, true)?;
         Ok(TempFile { path, file })
     }
 
     fn io(&self, e: std::io::Error) -> Error {
-        if e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(28) {
-            return Error::Store {
-                object: self.path.display().to_string(),
-                detail: format!(
-                    "{e}; the disk holding the index working file is full: free space on it (or set a larger index memory budget) and run the command again"
-                ),
-            };
-        }
-        Error::io(&self.path, e)
+        self.path.error(e)
     }
 
     fn writer(&self) -> Result<BufWriter<File>> {
@@ -81,12 +63,6 @@ impl TempFile {
             }
             Ok(())
         }
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
     }
 }
 
@@ -232,7 +208,7 @@ impl DiskIndexBuilder {
         for (t, mut pw) in parts {
             pw.flush().map_err(|e| t.io(e))?;
             drop(pw);
-            let bytes = std::fs::read(&t.path).map_err(|e| t.io(e))?;
+            let bytes = std::fs::read(t.path.path()).map_err(|e| t.io(e))?;
             drop(t);
             let mut recs: Vec<&[u8]> = bytes
                 .chunks_exact(ENTRY_LEN)
@@ -247,7 +223,7 @@ impl DiskIndexBuilder {
                     u32_at(r, 36),
                 )
             };
-            recs.sort_unstable_by(|a, b| key(a).cmp(&key(b)));
+            recs.sort_unstable_by_key(|r| key(r));
             recs.dedup_by(|a, b| a[..32] == b[..32]);
             for r in &recs {
                 buckets[top_bits(r, bits) + 1] += 1;
@@ -324,7 +300,7 @@ impl DiskIndex {
         match &*self.failed.lock().unwrap_or_else(|p| p.into_inner()) {
             None => Ok(()),
             Some(what) => Err(Error::Store {
-                object: self.entries.path.display().to_string(),
+                object: self.entries.path.path().display().to_string(),
                 detail: format!("the index working file could not be read: {what}"),
             }),
         }

@@ -183,7 +183,7 @@ impl Index {
         // reader order and offsets record order, so (id, pack, offset) puts the first seen
         // location first (§7.2).
         self.entries
-            .sort_unstable_by(|a, b| (a.id, a.pack, a.offset).cmp(&(b.id, b.pack, b.offset)));
+            .sort_unstable_by_key(|e| (e.id, e.pack, e.offset));
         self.entries.dedup_by(|a, b| a.id == b.id);
         // Growth left spare capacity; the 48-byte claim is about the array as kept.
         self.entries.shrink_to_fit();

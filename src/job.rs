@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::retention::{KeepWithin, Policy};
+use crate::size::parse_budget;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -29,7 +30,8 @@ pub struct VaultSection {
     /// Storage options for s3:// and az:// vaults (`aws_region = "eu-west-1"`).
     #[serde(default)]
     pub options: std::collections::BTreeMap<String, String>,
-    /// Memory the index may take before it is kept on disk (`"32MiB"`, `"unlimited"`).
+    /// Memory the index may take before it is kept on disk (`"32MiB"`, `"unlimited"`);
+    /// checked by [`parse_budget`] when the config is read.
     pub index_memory: Option<String>,
     /// Vaults every new recovery point is copied to after the local archive succeeds.
     #[serde(default)]
@@ -38,19 +40,6 @@ pub struct VaultSection {
     #[serde(default)]
     pub copy_options:
         std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
-}
-
-impl VaultSection {
-    /// `index_memory` as a budget: `Ok(None)` is unlimited, and no key is the default.
-    pub fn index_memory_budget(&self) -> std::result::Result<Option<Option<u64>>, String> {
-        match self.index_memory.as_deref() {
-            None => Ok(None),
-            Some(s) if s.trim().eq_ignore_ascii_case("unlimited") => Ok(Some(None)),
-            Some(s) => crate::size::parse_size(s)
-                .map(|n| Some(Some(n)))
-                .map_err(|e| format!("{e}, or \"unlimited\"")),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -248,7 +237,7 @@ impl JobConfig {
         if self.vault.copy_to.contains(&self.vault.repository) {
             return bad("[vault] copy_to", "names the vault itself");
         }
-        if let Err(e) = self.vault.index_memory_budget() {
+        if let Some(Err(e)) = self.vault.index_memory.as_deref().map(parse_budget) {
             return bad("[vault] index_memory", &e);
         }
         let code = &self.site.code;
@@ -383,6 +372,21 @@ file = 'E:\ConfigMgr_Backup\sitevault.log'
         assert_eq!(
             c.log.unwrap().file,
             PathBuf::from(r"E:\ConfigMgr_Backup\sitevault.log")
+        );
+    }
+
+    #[test]
+    fn index_memory_takes_a_size_or_unlimited_and_names_a_bad_one() {
+        let with = |v: &str| FULL.replace("label = ", &format!("index_memory = {v:?}\nlabel = "));
+        assert_eq!(
+            parse(&with("64MiB")).unwrap().vault.index_memory.as_deref(),
+            Some("64MiB")
+        );
+        parse(&with("unlimited")).unwrap();
+        let e = parse(&with("lots")).unwrap_err().to_string();
+        assert!(
+            e.contains("[vault] index_memory") && e.contains("unlimited"),
+            "{e}"
         );
     }
 

@@ -37,6 +37,7 @@ pub mod s3lock;
 pub mod sccm;
 pub mod size;
 pub mod snapshot;
+pub mod spool;
 pub mod stats;
 pub mod store;
 pub mod tree;

@@ -5,6 +5,7 @@ use crate::codec::{Reader, derive_magic, put_u8, put_u16, put_u32};
 use crate::crypto::Sealer;
 use crate::error::{Error, Result};
 use crate::id::Id;
+use crate::spool::{PACK_PREFIX, WorkFile};
 
 pub const PACK_VERSION: u16 = 1;
 /// Bytes before the first blob: magic (8), version (2), kind (1), reserved (1).
@@ -53,14 +54,14 @@ pub struct PackWriter {
 
 enum Sink {
     Mem(Vec<u8>),
-    Spool(Spool),
+    Spool(Box<Spool>),
 }
 
 /// A pack being written to a file, hashed as it goes so finishing it never reads it back.
 struct Spool {
     file: std::io::BufWriter<std::fs::File>,
     /// Removes the file unless the finished pack takes it over.
-    path: SpoolFile,
+    path: WorkFile,
     len: usize,
     hasher: blake3::Hasher,
     /// The first write error: `add` cannot fail, so `finish` reports it.
@@ -72,7 +73,7 @@ pub enum PackBody {
     Mem(Vec<u8>),
     /// In a spool file, which is removed when this is dropped.
     Spooled {
-        file: SpoolFile,
+        file: WorkFile,
         len: u64,
     },
 }
@@ -100,25 +101,6 @@ impl PackBody {
     }
 }
 
-/// A spool file's path; dropping it deletes the file (a stored pack's spool file has been
-/// linked into place or copied by then, a failed one is of no use).
-pub struct SpoolFile(std::path::PathBuf);
-
-impl SpoolFile {
-    pub fn path(&self) -> &std::path::Path {
-        &self.0
-    }
-}
-
-impl Drop for SpoolFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// Spool files are named `pack-<16 hex digits>` (formats/ §2).
-pub const SPOOL_PREFIX: &str = "pack-";
-
 impl PackWriter {
     pub fn new(kind: BlobKind) -> PackWriter {
         Self::with_capacity(kind, 0)
@@ -139,32 +121,23 @@ impl PackWriter {
     /// A writer that spools to a new file in `dir` (created when missing).
     pub fn spooled(kind: BlobKind, dir: &std::path::Path) -> Result<PackWriter> {
         use std::io::Write;
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let name: [u8; 8] = crate::crypto::random_array()?;
-        let path = dir.join(format!("{SPOOL_PREFIX}{}", hex::encode(name)));
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
-        let path = SpoolFile(path);
+        let (path, file) = WorkFile::create(dir, PACK_PREFIX, "", false)?;
         // Big enough that tree blobs and small chunks go out in few writes; a sealed chunk
         // larger than this is written straight through.
         let mut file = std::io::BufWriter::with_capacity(256 << 10, file);
         let pre = preamble(kind);
-        file.write_all(&pre)
-            .map_err(|e| spool_error(path.path(), e))?;
+        file.write_all(&pre).map_err(|e| path.error(e))?;
         let mut hasher = blake3::Hasher::new();
         hasher.update(&pre);
         Ok(PackWriter {
             kind,
-            sink: Sink::Spool(Spool {
+            sink: Sink::Spool(Box::new(Spool {
                 file,
                 path,
                 len: pre.len(),
                 hasher,
                 failed: None,
-            }),
+            })),
             blobs: Vec::new(),
         })
     }
@@ -227,9 +200,9 @@ impl PackWriter {
                 use std::io::Write;
                 s.write(&tail);
                 if let Some(e) = s.failed.take() {
-                    return Err(spool_error(s.path.path(), e));
+                    return Err(s.path.error(e));
                 }
-                s.file.flush().map_err(|e| spool_error(s.path.path(), e))?;
+                s.file.flush().map_err(|e| s.path.error(e))?;
                 let id = Id(*s.hasher.finalize().as_bytes());
                 let body = PackBody::Spooled {
                     file: s.path,
@@ -252,53 +225,6 @@ impl Spool {
             self.failed = Some(e);
         }
     }
-}
-
-/// Remove spool files (packs, and on-disk index working files) in `dir` not written for `idle` or longer (a killed writer's; a live
-/// writer's are removed by the writer). A missing folder holds none. Returns how many went.
-pub fn remove_spool_files(dir: &std::path::Path, idle: std::time::Duration) -> Result<usize> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(Error::io(dir, e)),
-    };
-    let mut removed = 0;
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io(dir, e))?;
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if !name.starts_with(SPOOL_PREFIX) && !name.starts_with(crate::disk_index::FILE_PREFIX) {
-            continue;
-        }
-        let age = entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .unwrap_or_default();
-        if age < idle {
-            continue;
-        }
-        match std::fs::remove_file(entry.path()) {
-            Ok(()) => removed += 1,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io(entry.path(), e)),
-        }
-    }
-    Ok(removed)
-}
-
-/// A spool file could not be written; a full disk says what to do about it.
-fn spool_error(path: &std::path::Path, e: std::io::Error) -> Error {
-    if e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(28) {
-        return Error::Store {
-            object: path.display().to_string(),
-            detail: format!(
-                "{e}; the disk holding the pack spool folder is full: free space on it and run the command again (nothing half-written was kept)"
-            ),
-        };
-    }
-    Error::io(path, e)
 }
 
 fn preamble(kind: BlobKind) -> Vec<u8> {
@@ -449,7 +375,7 @@ mod tests {
                 .unwrap()
                 .to_str()
                 .unwrap()
-                .starts_with(SPOOL_PREFIX)
+                .starts_with(PACK_PREFIX)
         );
         assert_eq!(sb.into_bytes().unwrap(), mb.into_bytes().unwrap());
         assert!(!path.exists(), "the spool file outlived its pack");

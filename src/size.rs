@@ -1,6 +1,16 @@
 //! Byte sizes as people write them: on the command line (`--pack-size`) and in storage options
 //! (`multipart_threshold`).
 
+/// A memory budget: a size, or `unlimited` (`None`).
+pub fn parse_budget(s: &str) -> Result<Option<u64>, String> {
+    if s.trim().eq_ignore_ascii_case("unlimited") {
+        return Ok(None);
+    }
+    parse_size(s)
+        .map(Some)
+        .map_err(|e| format!("{e}, or unlimited"))
+}
+
 /// `123`, `64KiB`, `32MiB`, `1GiB` (also K/M/G and KB/MB/GB, all binary units).
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();

@@ -409,7 +409,7 @@ impl Vault {
         let Some(dir) = self.store.local_root().map(|r| r.join(SPOOL)) else {
             return Ok(0);
         };
-        pack::remove_spool_files(&dir, std::time::Duration::ZERO)
+        crate::spool::remove_stale(&dir, std::time::Duration::ZERO)
     }
 
     /// A new, empty pack: spooled when the vault has a spool folder, so filling it costs no

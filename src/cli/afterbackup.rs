@@ -13,6 +13,7 @@ use sitevault::BackupOptions;
 use sitevault::job::{JobConfig, SourceKind};
 use sitevault::prune::PruneOptions;
 use sitevault::retention;
+use sitevault::size::parse_budget;
 
 use super::args::*;
 use super::commands::{Progress, backup_json, hostname, lock, open};
@@ -510,8 +511,8 @@ fn repo_args(
         options: options.iter().map(|(k, v)| format!("{k}={v}")).collect(),
         vault_as_of: None,
         // Validated when the config was read.
-        index_memory: match cfg.vault.index_memory_budget() {
-            Ok(Some(budget)) => super::args::IndexMemory(budget),
+        index_memory: match cfg.vault.index_memory.as_deref().map(parse_budget) {
+            Some(Ok(budget)) => super::args::IndexMemory(budget),
             _ => super::args::DEFAULT_INDEX_MEMORY,
         },
     }

@@ -45,12 +45,7 @@ pub struct IndexMemory(pub Option<u64>);
 pub const DEFAULT_INDEX_MEMORY: IndexMemory = IndexMemory(Some(32 << 20));
 
 fn parse_index_memory(s: &str) -> Result<IndexMemory, String> {
-    if s.eq_ignore_ascii_case("unlimited") {
-        return Ok(IndexMemory(None));
-    }
-    sitevault::size::parse_size(s)
-        .map(|n| IndexMemory(Some(n)))
-        .map_err(|e| format!("{e}, or unlimited"))
+    sitevault::size::parse_budget(s).map(IndexMemory)
 }
 
 #[derive(Debug, Subcommand)]

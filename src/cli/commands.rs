@@ -162,7 +162,7 @@ fn spool_dir(cloud: bool) -> Option<std::path::PathBuf> {
         None => return None,
     };
     let week = std::time::Duration::from_secs(7 * 24 * 3600);
-    if let Err(e) = sitevault::pack::remove_spool_files(&dir, week) {
+    if let Err(e) = sitevault::spool::remove_stale(&dir, week) {
         eprintln!("warning: could not clear old spool files: {e}");
     }
     Some(dir)

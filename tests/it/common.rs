@@ -86,6 +86,16 @@ pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
     out
 }
 
+/// Fill `dir` (made when missing) with `files` files `f00.bin`… of `len` random bytes each,
+/// the content of file `i` fixed by `seed` and `i`.
+pub fn random_files(dir: &Path, files: u64, seed: u64, len: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    for i in 0..files {
+        let name = dir.join(format!("f{i:02}.bin"));
+        std::fs::write(name, random_bytes(seed * 1_000 + i, len)).unwrap();
+    }
+}
+
 /// Where `restore --target T` puts the original absolute path `p` (Unix): T + p without root.
 pub fn restored_path(target: &Path, original: &Path) -> PathBuf {
     target.join(original.strip_prefix("/").expect("absolute path"))

@@ -10,7 +10,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::common::{assert_trees_equal, dir_size, random_bytes, restored_path, run, sv};
+use crate::common::{assert_trees_equal, dir_size, random_files, restored_path, run, sv};
 
 /// A tmpfs of `size` mounted at a fresh folder, unmounted on drop.
 struct Tmpfs {
@@ -122,17 +122,6 @@ fn strays(repo: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-fn night(src: &Path, seed: u64, files: u64, len: usize) {
-    fs::create_dir_all(src).unwrap();
-    for i in 0..files {
-        fs::write(
-            src.join(format!("f{i:02}.bin")),
-            random_bytes(seed * 1_000 + i, len),
-        )
-        .unwrap();
-    }
-}
-
 fn snapshot_count(repo: &Path) -> usize {
     fs::read_dir(repo.join("snapshots")).map_or(0, |d| d.count())
 }
@@ -164,7 +153,7 @@ fn a_full_disk_fails_clearly_keeps_earlier_snapshots_and_the_next_run_works() {
     assert_eq!(o.code, 0, "init: {}", o.stderr);
 
     let src1 = w.join("night1");
-    night(&src1, 1, 20, 12_000);
+    random_files(&src1, 20, 1, 12_000);
     let o = run(sv().args(["backup", "--repo"]).arg(&repo).arg(&src1));
     assert_eq!(o.code, 0, "night 1: {}", o.stderr);
     let vault_before: Vec<_> = walkdir::WalkDir::new(&repo)
@@ -174,7 +163,7 @@ fn a_full_disk_fails_clearly_keeps_earlier_snapshots_and_the_next_run_works() {
 
     // Night 2 holds 1.2 MB of new data; leave 400 KB free.
     let src2 = w.join("night2");
-    night(&src2, 2, 40, 30_000);
+    random_files(&src2, 40, 2, 30_000);
     let filler = fill(&small.dir, 400_000);
     let o = run(sv().args(["backup", "--repo"]).arg(&repo).arg(&src2));
     assert_eq!(
@@ -312,13 +301,13 @@ fn an_unreadable_source_is_named_and_the_next_run_works() {
     let repo = w.join("vault");
     crate::common::init_vault_with(&repo, &["--pack-size", "64KiB"]);
     let src = w.join("site");
-    night(&src, 1, 10, 8_000);
+    random_files(&src, 10, 1, 8_000);
     let o = run(sv().args(["backup", "--repo"]).arg(&repo).arg(&src));
     assert_eq!(o.code, 0, "night 1: {}", o.stderr);
     let first = w.join("first");
     crate::common::copy_tree(&src, &first);
 
-    night(&src, 2, 10, 8_000);
+    random_files(&src, 10, 2, 8_000);
     let o = run(sv()
         .args(["backup", "--repo"])
         .arg(&repo)

@@ -5,18 +5,7 @@
 use std::fs;
 use std::path::Path;
 
-use crate::common::{assert_trees_equal, init_vault_with, random_bytes, restored_path, run, sv};
-
-fn source(dir: &Path, files: u64, seed: u64) {
-    fs::create_dir_all(dir).unwrap();
-    for i in 0..files {
-        fs::write(
-            dir.join(format!("f{i:02}.bin")),
-            random_bytes(seed * 1000 + i, 120_000),
-        )
-        .unwrap();
-    }
-}
+use crate::common::{assert_trees_equal, init_vault_with, random_files, restored_path, run, sv};
 
 fn backup(repo: &Path, src: &Path, budget: &str) -> serde_json::Value {
     let o = run(sv()
@@ -47,7 +36,7 @@ fn tmp_files(repo: &Path) -> Vec<String> {
 fn an_index_over_its_budget_lives_on_disk_and_dedups_as_in_memory() {
     let w = tempfile::tempdir().unwrap();
     let src = w.path().join("src");
-    source(&src, 20, 1);
+    random_files(&src, 20, 1, 120_000);
     // Two vaults given the same nights: one keeps its index in memory, one on disk.
     let (mem, disk) = (w.path().join("mem"), w.path().join("disk"));
     let mut night1 = 0;
@@ -58,7 +47,7 @@ fn an_index_over_its_budget_lives_on_disk_and_dedups_as_in_memory() {
         night1 = first["summary"]["data_blobs_added"].as_u64().unwrap();
     }
     // Night 2: five new files; every old chunk is looked up again (--force-reread).
-    source(&src, 25, 1);
+    random_files(&src, 25, 1, 120_000);
     let m = backup(&mem, &src, "unlimited");
     let d = backup(&disk, &src, "1KiB");
     assert_eq!(m["index"]["on_disk"], false, "{m}");

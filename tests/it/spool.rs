@@ -5,7 +5,7 @@
 use std::fs;
 use std::path::Path;
 
-use crate::common::{assert_trees_equal, init_vault_with, random_bytes, restored_path, run, sv};
+use crate::common::{assert_trees_equal, init_vault_with, random_files, restored_path, run, sv};
 
 /// Files (not folders) below `dir`, relative; none when it does not exist.
 fn files_in(dir: &Path) -> Vec<String> {
@@ -18,17 +18,6 @@ fn files_in(dir: &Path) -> Vec<String> {
         .filter(|e| e.file_type().is_file())
         .map(|e| e.path().strip_prefix(dir).unwrap().display().to_string())
         .collect()
-}
-
-fn source(dir: &Path, seed: u64) {
-    fs::create_dir_all(dir).unwrap();
-    for i in 0..12 {
-        fs::write(
-            dir.join(format!("f{i}.bin")),
-            random_bytes(seed * 100 + i, 90_000),
-        )
-        .unwrap();
-    }
 }
 
 fn pack_files(repo: &Path) -> Vec<std::path::PathBuf> {
@@ -45,11 +34,15 @@ fn packs_are_linked_from_the_spool_and_nothing_is_left_in_it() {
     let w = tempfile::tempdir().unwrap();
     let (repo, src) = (w.path().join("vault"), w.path().join("src"));
     init_vault_with(&repo, &["--pack-size", "256KiB"]);
-    source(&src, 1);
+    random_files(&src, 12, 1, 90_000);
     let o = run(sv().args(["backup", "--repo"]).arg(&repo).arg(&src));
     assert_eq!(o.code, 0, "backup: {}", o.stderr);
     let packs = pack_files(&repo);
     assert!(packs.len() >= 4, "several packs: {}", packs.len());
+    assert!(
+        repo.join("tmp").is_dir(),
+        "the packs filled in the vault's spool folder"
+    );
     assert_eq!(files_in(&repo.join("tmp")), Vec::<String>::new());
     #[cfg(unix)]
     for p in &packs {
@@ -72,7 +65,7 @@ fn a_killed_backups_spool_files_are_removed_by_prune() {
     let w = tempfile::tempdir().unwrap();
     let (repo, src) = (w.path().join("vault"), w.path().join("src"));
     init_vault_with(&repo, &["--pack-size", "256KiB"]);
-    source(&src, 2);
+    random_files(&src, 12, 2, 90_000);
     // Killed as it stores its second pack: the open packs' spool files stay behind.
     let o = sv()
         .env("SITEVAULT_FAILPOINT", "before:2:put data/")
@@ -109,7 +102,7 @@ fn the_spool_folder_can_be_moved_and_is_left_empty() {
         w.path().join("elsewhere"),
     );
     init_vault_with(&repo, &["--pack-size", "256KiB"]);
-    source(&src, 3);
+    random_files(&src, 12, 3, 90_000);
     let o = run(sv()
         .env("SITEVAULT_SPOOL_DIR", &spool)
         .args(["backup", "--repo"])
