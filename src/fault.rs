@@ -354,6 +354,14 @@ impl Store for FaultStore {
         }
     }
 
+    fn list_each(&self, prefix: &str, f: &mut dyn FnMut(ObjectInfo) -> Result<()>) -> Result<()> {
+        if !self.enabled() {
+            return self.inner.list_each(prefix, f);
+        }
+        // Through `list`, so listings fail and leave entries out as configured.
+        self.list(prefix)?.into_iter().try_for_each(f)
+    }
+
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
         if !self.enabled() {
             return self.inner.list(prefix);

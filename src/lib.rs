@@ -5,6 +5,7 @@
 pub mod asof;
 pub mod backup;
 pub mod browse;
+pub mod cache;
 pub mod check;
 pub mod chunker;
 pub(crate) mod codec;

@@ -63,6 +63,11 @@ pub trait Store: Send + Sync {
         None
     }
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>>;
+    /// `list` one object at a time, in no particular order, without holding the whole listing
+    /// (`data/` of a 100 TB vault names 1.5 M packs).
+    fn list_each(&self, prefix: &str, f: &mut dyn FnMut(ObjectInfo) -> Result<()>) -> Result<()> {
+        self.list(prefix)?.into_iter().try_for_each(f)
+    }
     fn delete(&self, name: &str) -> Result<()>;
     /// Requests made so far through this handle (zeros where nothing counts them).
     fn requests(&self) -> RequestCounts {
@@ -203,6 +208,10 @@ impl Store for CountingStore {
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
         self.add(3, 1);
         self.inner.list(prefix)
+    }
+    fn list_each(&self, prefix: &str, f: &mut dyn FnMut(ObjectInfo) -> Result<()>) -> Result<()> {
+        self.add(3, 1);
+        self.inner.list_each(prefix, f)
     }
     fn delete(&self, name: &str) -> Result<()> {
         self.add(4, 1);
@@ -747,21 +756,29 @@ impl Store for ObjectStoreBackend {
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
-        let path = ObjPath::from(prefix);
-        let metas: Vec<_> = self
-            .run(self.inner.list(Some(&path)).try_collect())
-            .map_err(|e| self.err(prefix, e))?;
-        let mut out: Vec<ObjectInfo> = metas
-            .into_iter()
-            .map(|m| ObjectInfo {
-                name: m.location.to_string(),
-                size: m.size,
-                modified: jiff::Timestamp::from_millisecond(m.last_modified.timestamp_millis())
-                    .unwrap_or(jiff::Timestamp::UNIX_EPOCH),
-            })
-            .collect();
+        let mut out = Vec::new();
+        self.list_each(prefix, &mut |o| {
+            out.push(o);
+            Ok(())
+        })?;
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
+    }
+
+    fn list_each(&self, prefix: &str, f: &mut dyn FnMut(ObjectInfo) -> Result<()>) -> Result<()> {
+        let path = ObjPath::from(prefix);
+        self.run(async {
+            let mut stream = self.inner.list(Some(&path));
+            while let Some(m) = stream.try_next().await.map_err(|e| self.err(prefix, e))? {
+                f(ObjectInfo {
+                    name: m.location.to_string(),
+                    size: m.size,
+                    modified: jiff::Timestamp::from_millisecond(m.last_modified.timestamp_millis())
+                        .unwrap_or(jiff::Timestamp::UNIX_EPOCH),
+                })?;
+            }
+            Ok(())
+        })
     }
 
     fn delete(&self, name: &str) -> Result<()> {
@@ -858,6 +875,9 @@ impl Store for HookedStore {
     }
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
         self.inner.list(prefix)
+    }
+    fn list_each(&self, prefix: &str, f: &mut dyn FnMut(ObjectInfo) -> Result<()>) -> Result<()> {
+        self.inner.list_each(prefix, f)
     }
     fn delete(&self, name: &str) -> Result<()> {
         self.inner.delete(name)?;

@@ -515,5 +515,7 @@ fn repo_args(
             Some(Ok(budget)) => super::args::IndexMemory(budget),
             _ => super::args::DEFAULT_INDEX_MEMORY,
         },
+        cache_dir: std::env::var_os("SITEVAULT_CACHE_DIR").map(PathBuf::from),
+        no_cache: false,
     }
 }

@@ -35,6 +35,19 @@ pub struct RepoArgs {
     /// and read one bucket per lookup (`unlimited`: always in memory)
     #[arg(long, env = "SITEVAULT_INDEX_MEMORY", value_name = "SIZE", default_value = "32MiB", value_parser = parse_index_memory)]
     pub index_memory: IndexMemory,
+    /// Where index files are cached on this host, so a backup downloads only new ones (s3://
+    /// and az:// vaults cache by default in the user's cache folder; a folder vault only when
+    /// this is given)
+    #[arg(
+        long,
+        env = "SITEVAULT_CACHE_DIR",
+        value_name = "DIR",
+        conflicts_with = "no_cache"
+    )]
+    pub cache_dir: Option<PathBuf>,
+    /// Cache nothing on this host
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 /// `--index-memory`: a byte budget, or `None` for unlimited.

@@ -138,8 +138,16 @@ pub(super) fn open_with(repo: &RepoArgs, pw: Result<Option<Vec<u8>>>) -> Result<
         }
         r => r?,
     };
-    if let Some(dir) = spool_dir(vault.spool_dir().is_none()) {
+    let cloud = vault.store().local_root().is_none();
+    if let Some(dir) = spool_dir(cloud) {
         vault.set_spool_dir(Some(dir));
+    }
+    if !repo.no_cache {
+        let cache = repo
+            .cache_dir
+            .clone()
+            .or_else(|| cloud.then(default_cache_dir));
+        vault.set_cache_dir(cache.as_deref());
     }
     vault.set_index_budget(repo.index_memory.0);
     if let sitevault::config::ConfigAuth::Failed(why) = vault.config_auth() {
@@ -166,6 +174,26 @@ fn spool_dir(cloud: bool) -> Option<std::path::PathBuf> {
         eprintln!("warning: could not clear old spool files: {e}");
     }
     Some(dir)
+}
+
+/// The user's cache folder for sitevault: `%LOCALAPPDATA%\sitevault\cache` on Windows,
+/// `$XDG_CACHE_HOME/sitevault` or `~/.cache/sitevault` elsewhere, else the temporary folder.
+fn default_cache_dir() -> std::path::PathBuf {
+    let var = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(std::path::PathBuf::from)
+    };
+    if cfg!(windows) {
+        if let Some(d) = var("LOCALAPPDATA") {
+            return d.join("sitevault").join("cache");
+        }
+    } else if let Some(d) = var("XDG_CACHE_HOME") {
+        return d.join("sitevault");
+    } else if let Some(d) = var("HOME") {
+        return d.join(".cache").join("sitevault");
+    }
+    std::env::temp_dir().join("sitevault-cache")
 }
 
 /// Take the vault lock for `command`, telling the user on stderr when it has to wait.

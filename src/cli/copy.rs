@@ -22,6 +22,8 @@ pub(super) fn open_other(
         // `copy --vault-as-of T` reads the source as it stood then (the recovery path).
         vault_as_of: repo.vault_as_of,
         index_memory: repo.index_memory,
+        cache_dir: repo.cache_dir.clone(),
+        no_cache: repo.no_cache,
     };
     let pw = match (password_file, std::env::var_os("SITEVAULT_FROM_PASSWORD")) {
         (Some(_), _) => password(&other),

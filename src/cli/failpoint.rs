@@ -116,6 +116,13 @@ impl Store for FailpointStore {
     fn list(&self, prefix: &str) -> sitevault::Result<Vec<ObjectInfo>> {
         self.inner.list(prefix)
     }
+    fn list_each(
+        &self,
+        prefix: &str,
+        f: &mut dyn FnMut(ObjectInfo) -> sitevault::Result<()>,
+    ) -> sitevault::Result<()> {
+        self.inner.list_each(prefix, f)
+    }
     fn delete(&self, name: &str) -> sitevault::Result<()> {
         self.write("delete", name, || self.inner.delete(name).map(|()| true))
             .map(|_| ())

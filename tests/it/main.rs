@@ -19,6 +19,7 @@ mod fuzz;
 mod history;
 mod immutable;
 mod index_budget;
+mod index_cache;
 mod kill;
 mod prune;
 mod repair;
