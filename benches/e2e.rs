@@ -13,10 +13,14 @@ use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
+
+/// Peak RSS of a child process, measured through a small launcher.
+#[path = "support/measure.rs"]
+mod measure;
 use rayon::prelude::*;
 use serde_json::{Value, json};
 use sitevault::chunker::{Chunker, ChunkerParams, Policy};
@@ -41,8 +45,8 @@ const CHANGES: u64 = 7;
 
 fn main() -> Result<()> {
     let args: Vec<_> = std::env::args_os().collect();
-    if args.get(1).is_some_and(|a| a == MEASURE) {
-        measure_child(&args[2..]);
+    if args.get(1).is_some_and(|a| a == measure::MEASURE) {
+        measure::child(&args[2..]);
     }
     let cfg = Config::from_env()?;
     let load_start = load_average();
@@ -734,126 +738,18 @@ impl Phase {
     }
 }
 
-/// First argument of this executable when it only runs a tool and reports the tool's rusage.
-const MEASURE: &str = "--e2e-measure";
-
-/// `e2e --e2e-measure <rusage-file> <program> <args>...`: run the program with this process's
-/// stdio, write "<exit code> <peak RSS KiB> <CPU secs>" to the file, exit with the program's
-/// code.
-///
-/// Tools are started through this small process because Linux counts the memory of the process
-/// that calls exec into the new program's ru_maxrss: started directly, every tool would report
-/// at least the benchmark's own peak RSS.
-fn measure_child(args: &[std::ffi::OsString]) -> ! {
-    let result = (|| -> Result<i32> {
-        let [out, program, rest @ ..] = args else {
-            bail!("usage: e2e {MEASURE} <rusage-file> <program> <args>...");
-        };
-        let child = Command::new(program).args(rest).spawn()?;
-        let u = wait4(child.id())?;
-        fs::write(out, format!("{} {} {}", u.code, u.rss_kib, u.cpu_secs))?;
-        Ok(u.code)
-    })();
-    match result {
-        Ok(code) => std::process::exit(code.clamp(0, 255)),
-        Err(e) => {
-            eprintln!("{MEASURE}: {e:#}");
-            std::process::exit(125)
-        }
-    }
-}
-
-/// Run `cmd` to completion; measure its wall time and peak RSS (wait4's ru_maxrss, taken by a
-/// small intermediate process: see [`measure_child`]).
+/// Run `cmd` to completion; measure its wall time and peak RSS (see `support/measure.rs`).
 fn run(cmd: Command, bytes: u64) -> Result<(Phase, String)> {
-    let desc = format!("{cmd:?}");
-    let rusage = tempfile::NamedTempFile::new()?;
-    let mut launcher = Command::new(std::env::current_exe()?);
-    launcher.arg(MEASURE).arg(rusage.path());
-    launcher.arg(cmd.get_program()).args(cmd.get_args());
-    for (k, v) in cmd.get_envs() {
-        match v {
-            Some(v) => launcher.env(k, v),
-            None => launcher.env_remove(k),
-        };
-    }
-    launcher
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let start = Instant::now();
-    let mut child = launcher
-        .spawn()
-        .with_context(|| format!("cannot start {desc}"))?;
-    let drain = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut v = Vec::new();
-            let _ = r.read_to_end(&mut v);
-            String::from_utf8_lossy(&v).into_owned()
-        })
-    };
-    let out = drain(Box::new(child.stdout.take().unwrap()));
-    let err = drain(Box::new(child.stderr.take().unwrap()));
-    let status = child.wait()?;
-    let secs = start.elapsed().as_secs_f64();
-    let (out, err) = (out.join().unwrap(), err.join().unwrap());
-    if !status.success() {
-        bail!("{desc} failed ({status}): {}", err.trim());
-    }
-    let measured = fs::read_to_string(rusage.path())?;
-    let field = |i| {
-        measured
-            .split_whitespace()
-            .nth(i)
-            .and_then(|v| v.parse().ok())
-    };
-    let (Some(rss_kib), Some(cpu_secs)) = (field(1).map(|v: f64| v as u64), field(2)) else {
-        bail!("no rusage from {desc}: {measured:?}");
-    };
+    let m = measure::run(cmd)?;
     Ok((
         Phase {
             bytes,
-            secs,
-            cpu_secs,
-            rss_kib,
+            secs: m.secs,
+            cpu_secs: m.cpu_secs,
+            rss_kib: m.rss_kib,
         },
-        out,
+        m.stdout,
     ))
-}
-
-/// What wait4 tells of a child that ended.
-struct Usage {
-    /// Exit code, or 128 + the signal that killed it.
-    code: i32,
-    rss_kib: u64,
-    /// User + system CPU time.
-    cpu_secs: f64,
-}
-
-/// Reap `pid` and return its [`Usage`].
-fn wait4(pid: u32) -> Result<Usage> {
-    let mut status = 0;
-    // SAFETY: rusage is plain old data; wait4 fills both out-parameters for our own child.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    loop {
-        let r = unsafe { libc::wait4(pid as libc::pid_t, &mut status, 0, &mut ru) };
-        if r == pid as libc::pid_t {
-            break;
-        }
-        let e = std::io::Error::last_os_error();
-        ensure!(e.kind() == std::io::ErrorKind::Interrupted, "wait4: {e}");
-    }
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        128 + libc::WTERMSIG(status)
-    };
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    Ok(Usage {
-        code,
-        rss_kib: ru.ru_maxrss as u64,
-        cpu_secs: secs(ru.ru_utime) + secs(ru.ru_stime),
-    })
 }
 
 /// One tool's measurements.

@@ -24,6 +24,10 @@ use sitevault::vault::{InitOptions, Vault};
 mod counting;
 use counting::LIVE;
 
+/// Peak RSS of the `sitevault backup` runs, measured through a small launcher.
+#[path = "support/measure.rs"]
+mod measure;
+
 const PER_PACK: usize = 500;
 const PACKS_PER_FILE: usize = 8;
 const PER_FILE: usize = PER_PACK * PACKS_PER_FILE;
@@ -127,7 +131,16 @@ fn run(n: usize, dir: &std::path::Path) -> serde_json::Value {
     let t = Instant::now();
     (0..files).into_par_iter().for_each(|f| {
         let count = PER_FILE.min(n - f * PER_FILE);
-        vault.save_index(&index_file(f, count)).expect("save index");
+        let file = index_file(f, count);
+        vault.save_index(&file).expect("save index");
+        // Empty stand-ins for the packs, so a backup's listing of data/ names them all (it
+        // reads nothing from packs its index already knows).
+        for p in &file.packs {
+            let hex = p.id.to_hex();
+            let sub = dir.join("data").join(&hex[..2]);
+            std::fs::create_dir_all(&sub).expect("data folder");
+            std::fs::File::create(sub.join(&hex)).expect("pack stand-in");
+        }
     });
     let write_secs = t.elapsed().as_secs_f64();
     let stored: u64 = vault
@@ -143,7 +156,38 @@ fn run(n: usize, dir: &std::path::Path) -> serde_json::Value {
         vault.set_index_budget(budget);
         modes.push(measure(&vault, n, files, stored, write_secs, mode));
     }
-    json!({"chunks": n, "index_files": files, "stored_bytes": stored, "write_secs": write_secs, "modes": modes})
+    let backups: Vec<_> = ["32MiB", "unlimited"]
+        .iter()
+        .map(|budget| backup(dir, n, budget))
+        .collect();
+    json!({"chunks": n, "index_files": files, "stored_bytes": stored, "write_secs": write_secs, "modes": modes, "backups": backups})
+}
+
+/// A real `sitevault backup` of a small folder into the vault, with `--index-memory budget`:
+/// what a nightly backup of a vault this size costs in time and peak RSS.
+fn backup(dir: &std::path::Path, n: usize, budget: &str) -> serde_json::Value {
+    let src = tempfile::tempdir().expect("source dir");
+    for i in 0..16u8 {
+        let bytes: Vec<u8> = (0..256 * 1024u32).map(|j| (j as u8) ^ i).collect();
+        std::fs::write(src.path().join(format!("file{i}")), bytes).expect("source file");
+    }
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_sitevault"));
+    cmd.env("SITEVAULT_PASSWORD", "index bench")
+        .args(["backup", "--json", "--index-memory", budget, "--repo"])
+        .arg(dir)
+        .arg(src.path());
+    let m = measure::run(cmd).expect("sitevault backup");
+    let v: serde_json::Value = serde_json::from_str(&m.stdout).expect("backup --json");
+    let index = &v["index"];
+    println!(
+        "{n:>11} chunks, backup with --index-memory {budget}: {:.2} s, peak RSS {:.0} MiB (index {} blobs, on disk: {}, {:.1} MiB in memory)",
+        m.secs,
+        m.rss_kib as f64 / 1024.0,
+        index["blobs"],
+        index["on_disk"],
+        index["memory_bytes"].as_f64().unwrap_or(0.0) / 1048576.0
+    );
+    json!({"index_memory": budget, "secs": m.secs, "cpu_secs": m.cpu_secs, "peak_rss_mib": m.rss_kib as f64 / 1024.0, "index": index})
 }
 
 /// Load the index (in memory, or on disk past a 32 MiB budget) and look ids up in it.
@@ -218,6 +262,10 @@ fn measure(
 }
 
 fn main() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == measure::MEASURE) {
+        measure::child(&args[2..]);
+    }
     let bench = std::env::args().skip(1).any(|a| a == "--bench");
     let sizes: Vec<usize> = if bench {
         std::env::var("SITEVAULT_BENCH_INDEX_SIZES")

@@ -208,28 +208,27 @@ impl DiskIndexBuilder {
         for (t, mut pw) in parts {
             pw.flush().map_err(|e| t.io(e))?;
             drop(pw);
-            let bytes = std::fs::read(t.path.path()).map_err(|e| t.io(e))?;
+            let mut bytes = std::fs::read(t.path.path()).map_err(|e| t.io(e))?;
             drop(t);
-            let mut recs: Vec<&[u8]> = bytes
-                .chunks_exact(ENTRY_LEN)
-                .filter(|r| !is_dropped(u32_at(r, 32)))
-                .collect();
-            // Of equal ids the first seen comes first: pack numbers follow reader order and
-            // offsets record order (the same order as the in-memory index).
-            let key = |r: &[u8]| {
-                (
-                    <[u8; 32]>::try_from(&r[..32]).ok(),
-                    u32_at(r, 32),
-                    u32_at(r, 36),
-                )
-            };
-            recs.sort_unstable_by_key(|r| key(r));
-            recs.dedup_by(|a, b| a[..32] == b[..32]);
-            for r in &recs {
+            // Sorted in place as 48-byte records. Of equal ids the first seen comes first:
+            // pack numbers follow reader order and offsets record order (the same order as the
+            // in-memory index); ids rarely tie, so the numbers are compared only then.
+            let (recs, _) = bytes.as_chunks_mut::<ENTRY_LEN>();
+            recs.sort_unstable_by(|a, b| {
+                a[..32].cmp(&b[..32]).then_with(|| {
+                    (u32_at(a, 32), u32_at(a, 36)).cmp(&(u32_at(b, 32), u32_at(b, 36)))
+                })
+            });
+            let mut last: Option<&[u8]> = None;
+            for r in recs.iter() {
+                if is_dropped(u32_at(r, 32)) || last.is_some_and(|l| l[..32] == r[..32]) {
+                    continue;
+                }
+                last = Some(r);
                 buckets[top_bits(r, bits) + 1] += 1;
                 w.write_all(r).map_err(|e| out.io(e))?;
+                kept += 1;
             }
-            kept += recs.len() as u64;
         }
         w.flush().map_err(|e| out.io(e))?;
         drop(w);
