@@ -21,6 +21,8 @@ pub const ENTRY_LEN: usize = 48;
 pub const PACK_LEN: usize = 33;
 /// Lookups read one fan-out bucket; about this many entries each (1.5 KiB).
 const ENTRIES_PER_BUCKET: u64 = 32;
+/// The fan-out table may always take this much, however small the budget.
+const MIN_TABLE: u64 = 256 << 10;
 /// A working file and its open handle (for positioned reads).
 struct TempFile {
     path: WorkFile,
@@ -193,11 +195,13 @@ impl DiskIndexBuilder {
             i > 0 && pack < dropped[i - 1].1
         };
         // The fan-out table: about ENTRIES_PER_BUCKET per bucket, at most an eighth of the
-        // budget.
+        // budget but allowed 256 KiB whatever it is (a tiny budget must not make every lookup
+        // read the whole file).
+        let table_cap = (budget / 8).max(MIN_TABLE);
         let mut bits = 0;
         while bits < 28
             && (entries >> (bits + 1)) >= ENTRIES_PER_BUCKET
-            && (4u64 << (bits + 1)) <= budget / 8
+            && (4u64 << (bits + 1)) <= table_cap
         {
             bits += 1;
         }
@@ -493,5 +497,24 @@ mod tests {
             );
         }
         assert!(!disk.contains(&Id([0xee; 32])));
+    }
+
+    #[test]
+    fn a_tiny_budget_still_gets_a_fan_out_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = DiskIndexBuilder::new(dir.path(), 1024, 50_000).unwrap();
+        let blobs: Vec<PackedBlob> = (0..50_000u32)
+            .map(|i| PackedBlob {
+                id: Id(*blake3::hash(&i.to_le_bytes()).as_bytes()),
+                offset: i,
+                stored_len: 1,
+                raw_len: 1,
+            })
+            .collect();
+        b.add_pack(Id([1; 32]), BlobKind::Data, &blobs).unwrap();
+        let disk = b.finish().unwrap();
+        // 50,000 entries at about 32 a bucket: 1,024 buckets or more, not one.
+        assert!(disk.bits >= 10, "fan-out bits {}", disk.bits);
+        assert!(disk.contains(&blobs[49_999].id));
     }
 }
