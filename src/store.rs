@@ -570,29 +570,50 @@ impl ObjectStoreBackend {
         Some(m.part_size.max(len.div_ceil(MAX_PARTS)))
     }
 
-    /// Upload `data` in parts of `part` bytes, `connections` at a time; a failed upload is
-    /// aborted so the service drops its parts. Returns the number of parts.
+    /// Upload `len` bytes in parts of `part` bytes, `connections` at a time, taking each part
+    /// from `next` (given its length) only when there is room for it, so at most `connections`
+    /// parts are in memory; a failed upload is aborted so the service drops its parts. Returns
+    /// the number of parts.
     async fn put_multipart(
         &self,
         path: &ObjPath,
-        data: Bytes,
+        len: u64,
         part: u64,
+        next: &mut dyn FnMut(usize) -> std::io::Result<Bytes>,
     ) -> object_store::Result<u64> {
         let upload = self.inner.put_multipart(path).await?;
         let mut w = object_store::WriteMultipart::new_with_chunk_size(upload, part as usize);
         let mut parts = 0;
-        let mut rest = data;
-        while !rest.is_empty() {
-            if let Err(e) = w.wait_for_capacity(self.connections).await {
-                let _ = w.abort().await;
-                return Err(e);
+        let mut left = len;
+        while left > 0 {
+            let n = left.min(part) as usize;
+            let bytes = match w.wait_for_capacity(self.connections).await {
+                Ok(()) => next(n).map_err(|e| object_store::Error::Generic {
+                    store: "spool",
+                    source: Box::new(e),
+                }),
+                Err(e) => Err(e),
+            };
+            match bytes {
+                Ok(b) => w.put(b),
+                Err(e) => {
+                    let _ = w.abort().await;
+                    return Err(e);
+                }
             }
-            let n = rest.len().min(part as usize);
-            w.put(rest.split_to(n));
             parts += 1;
+            left -= n as u64;
         }
         w.finish().await?;
         Ok(parts)
+    }
+
+    /// Count a multipart upload of `parts` parts (plus its start and completion).
+    fn count_multipart(&self, parts: u64) {
+        self.extra_puts
+            .fetch_add(parts + 1, std::sync::atomic::Ordering::Relaxed);
+        self.multipart_uploads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn err(&self, name: &str, e: object_store::Error) -> Error {
@@ -718,13 +739,12 @@ impl Store for ObjectStoreBackend {
         }
         if let Some(part) = self.part_size(name, data.len() as u64) {
             // Unconditional: an existing object of this name already holds these bytes.
+            let len = data.len() as u64;
+            let mut rest = data;
             let parts = self
-                .run(self.put_multipart(&path, data, part))
+                .run(self.put_multipart(&path, len, part, &mut |n| Ok(rest.split_to(n))))
                 .map_err(|e| self.err(name, e))?;
-            self.extra_puts
-                .fetch_add(parts + 1, std::sync::atomic::Ordering::Relaxed);
-            self.multipart_uploads
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.count_multipart(parts);
             return Ok(true);
         }
         let opts = PutOptions {
@@ -746,6 +766,26 @@ impl Store for ObjectStoreBackend {
             && let Some(r) = self.link_into_place(root, name, file)
         {
             return r;
+        }
+        // Going up in parts (and not on an immutable vault, whose retention needs one PUT):
+        // read each part from the file when its turn comes, so the object is never all in
+        // memory.
+        let len = std::fs::metadata(file)
+            .map_err(|e| Error::io(file, e))?
+            .len();
+        let locked = self.s3lock.as_ref().is_some_and(|l| l.policy().is_some());
+        if let (false, Some(part)) = (locked, self.part_size(name, len)) {
+            use std::io::Read;
+            let mut f = std::fs::File::open(file).map_err(|e| Error::io(file, e))?;
+            let mut next = |n: usize| {
+                let mut buf = vec![0u8; n];
+                f.read_exact(&mut buf).map(|()| Bytes::from(buf))
+            };
+            let parts = self
+                .run(self.put_multipart(&ObjPath::from(name), len, part, &mut next))
+                .map_err(|e| self.err(name, e))?;
+            self.count_multipart(parts);
+            return Ok(true);
         }
         let data = std::fs::read(file).map_err(|e| Error::io(file, e))?;
         self.put(name, Bytes::from(data))
