@@ -23,6 +23,9 @@ use crate::snapshot::Snapshot;
 use crate::tree::NodeKind;
 use crate::vault::{CONFIG, DATA, INDEX, SnapshotScan, Vault, pack_name};
 
+/// Pack headers read at once (in parallel) by `check`; each batch is compared and dropped.
+const HEADER_BATCH: usize = 256;
+
 /// Which packs `--read-data-subset` reads.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Subset {
@@ -264,7 +267,8 @@ pub fn check(vault: &Vault, opts: &CheckOptions) -> Result<CheckReport> {
     // Packs: every indexed pack exists, and its header agrees with the index.
     let stored: HashMap<Id, u64> = vault.list_ids(DATA)?.into_iter().collect();
     report.packs = stored.len();
-    let indexed: HashMap<Id, IndexPack> = scan.packs().into_iter().map(|p| (p.id, p)).collect();
+    let indexed: HashMap<Id, IndexPack> =
+        scan.into_packs().into_iter().map(|p| (p.id, p)).collect();
     let mut missing: Vec<&IndexPack> = indexed
         .values()
         .filter(|p| !stored.contains_key(&p.id))
@@ -285,10 +289,14 @@ pub fn check(vault: &Vault, opts: &CheckOptions) -> Result<CheckReport> {
     }
     let mut by_id: Vec<(Id, u64)> = stored.iter().map(|(i, s)| (*i, *s)).collect();
     by_id.sort();
-    let headers: Vec<(Id, Result<IndexPack>)> = by_id
-        .par_iter()
-        .map(|(id, size)| (*id, vault.read_pack_header(id, *size)))
-        .collect();
+    // Headers are read a batch at a time (in parallel) and each dropped once compared, so
+    // they are never all in memory beside the index.
+    let headers = by_id.chunks(HEADER_BATCH).flat_map(|batch| {
+        batch
+            .par_iter()
+            .map(|(id, size)| (*id, vault.read_pack_header(id, *size)))
+            .collect::<Vec<_>>()
+    });
     // Blobs of packs no index lists: used to tell "in no index, but recoverable" from "lost".
     let mut unindexed: Vec<IndexPack> = Vec::new();
     for (id, h) in headers {

@@ -93,6 +93,32 @@ impl ForgetScan {
             .collect()
     }
 
+    /// [`ForgetScan::damaged`], each confirmed by reading it twice more and getting the same
+    /// damaged bytes both times: a read that flipped a bit on the way (a flaky link or proxy)
+    /// must not get a sound record deleted, which would leave its snapshots' deletion looking
+    /// like tampering.
+    pub fn damaged_confirmed(&self, vault: &Vault) -> Vec<Id> {
+        self.damaged()
+            .into_iter()
+            .filter(|id| {
+                let name = format!("{FORGETS}/{}", id.to_hex());
+                let read = || vault.store().get(&name).ok().flatten();
+                match (read(), read()) {
+                    (Some(a), Some(b)) if a == b => {
+                        let what = name.as_str();
+                        Id::of_object(&a) != *id
+                            || vault
+                                .sealer()
+                                .open(&a, None, what)
+                                .and_then(|plain| ForgetRecord::decode(&plain, what))
+                                .is_err_and(|e| e.kind() == crate::error::ErrorKind::Corrupt)
+                    }
+                    _ => false,
+                }
+            })
+            .collect()
+    }
+
     pub fn forgotten(&self) -> HashSet<Id> {
         self.records
             .iter()

@@ -227,7 +227,8 @@ pub fn prune(
     report.bytes_rewritten = repack.iter().map(|u| u.used_bytes).sum();
     report.bytes_unused_after = unused_total;
     let removed_bytes: u64 = delete.iter().chain(&repack).map(|u| u.size).sum();
-    report.forget_records_damaged_deleted = crate::forget::scan_forgets(vault)?.damaged();
+    report.forget_records_damaged_deleted =
+        crate::forget::scan_forgets(vault)?.damaged_confirmed(vault);
     let nothing_to_do = delete.is_empty()
         && report.forget_records_damaged_deleted.is_empty()
         && repack.is_empty()
@@ -382,7 +383,7 @@ fn repack_packs(vault: &Vault, packs: &[PackUse]) -> Result<Vec<(IndexPack, u64)
 fn store_pack(vault: &Vault, writer: PackWriter) -> Result<(IndexPack, u64)> {
     let kind = writer.kind();
     let (bytes, id, blobs) = writer.finish(vault.sealer())?;
-    let size = bytes.len() as u64;
+    let size = bytes.len();
     vault.save_pack(&id, bytes)?;
     Ok((IndexPack { id, kind, blobs }, size))
 }

@@ -760,19 +760,34 @@ impl IndexScan {
     /// The packs the readable, non-superseded files list; a pack listed twice is taken from
     /// the first file (ascending id), as readers do.
     pub fn packs(&self) -> Vec<IndexPack> {
+        self.clone_readable().into_packs()
+    }
+
+    /// [`IndexScan::packs`], taking them out of the scan instead of copying them (the index
+    /// is large: one copy of it is enough).
+    pub fn into_packs(self) -> Vec<IndexPack> {
         let mut seen = HashSet::new();
         let mut out = Vec::new();
-        for (id, f) in &self.readable {
-            if self.superseded.contains(id) {
+        for (id, f) in self.readable {
+            if self.superseded.contains(&id) {
                 continue;
             }
-            for p in &f.packs {
-                if seen.insert(p.id) {
-                    out.push(p.clone());
-                }
-            }
+            out.extend(f.packs.into_iter().filter(|p| seen.insert(p.id)));
         }
         out
+    }
+
+    /// The readable files readers use (superseded ones left out), copied.
+    fn clone_readable(&self) -> IndexScan {
+        IndexScan {
+            readable: self
+                .readable
+                .iter()
+                .filter(|(id, _)| !self.superseded.contains(id))
+                .cloned()
+                .collect(),
+            ..IndexScan::default()
+        }
     }
 }
 
