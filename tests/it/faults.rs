@@ -1224,3 +1224,98 @@ fn prune_deletes_a_torn_pack_that_no_index_lists() {
         .arg(&t));
     assert_eq!(o.code, 0, "{}", o.stderr);
 }
+
+/// Regression (found by the campaign): prune deleted a sound forget record whose bytes one read
+/// got with a bit flipped, and check then called the deletion of its snapshot tampering. Prune
+/// now deletes a damaged record only when two more reads return the same damaged bytes: a
+/// record damaged in transit stays, one damaged at rest (a torn upload) goes.
+#[test]
+fn prune_keeps_a_forget_record_a_read_damaged_in_transit() {
+    let _serial = serial();
+    /// Flips a byte of the first read of each forget record.
+    struct FlipsOnce {
+        inner: Arc<dyn Store>,
+        seen: Mutex<BTreeSet<String>>,
+    }
+    impl Store for FlipsOnce {
+        fn location(&self) -> &str {
+            self.inner.location()
+        }
+        fn get(&self, name: &str) -> sitevault::Result<Option<bytes::Bytes>> {
+            let b = self.inner.get(name)?;
+            let first =
+                name.starts_with("forgets/") && self.seen.lock().unwrap().insert(name.into());
+            Ok(b.map(|b| {
+                let mut v = b.to_vec();
+                if first && !v.is_empty() {
+                    v[0] ^= 1;
+                }
+                bytes::Bytes::from(v)
+            }))
+        }
+        fn get_range(
+            &self,
+            name: &str,
+            range: std::ops::Range<u64>,
+        ) -> sitevault::Result<bytes::Bytes> {
+            self.inner.get_range(name, range)
+        }
+        fn put(&self, name: &str, data: bytes::Bytes) -> sitevault::Result<bool> {
+            self.inner.put(name, data)
+        }
+        fn list(&self, prefix: &str) -> sitevault::Result<Vec<sitevault::store::ObjectInfo>> {
+            self.inner.list(prefix)
+        }
+        fn delete(&self, name: &str) -> sitevault::Result<()> {
+            self.inner.delete(name)
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (inner, vault) = small_vault(dir.path());
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let first = small_backup(&vault, &a, 1, 4);
+    small_backup(&vault, &a, 2, 4);
+    small_backup(&vault, &b, 3, 4);
+    let record =
+        sitevault::forget::forget_snapshots(&vault, &[first], "test", "forget", &|| Ok(()))
+            .unwrap()
+            .expect("a record");
+    // A torn record (bytes that hash to their name but open to nothing) beside it.
+    let junk = b"half of a forget record".to_vec();
+    let torn = Id::of_object(&junk);
+    inner
+        .put(
+            &format!("forgets/{}", torn.to_hex()),
+            bytes::Bytes::from(junk),
+        )
+        .unwrap();
+
+    let flips = Vault::open(
+        Arc::new(FlipsOnce {
+            inner: inner.clone(),
+            seen: Mutex::new(BTreeSet::new()),
+        }),
+        Some(PASSWORD.as_bytes()),
+    )
+    .unwrap();
+    let lock = World::lock(&flips, true, "prune").unwrap();
+    let report =
+        sitevault::prune::prune(&flips, &PruneOptions::default(), &|| lock.check()).unwrap();
+    lock.release().unwrap();
+    assert_eq!(report.forget_records_damaged_deleted, vec![torn]);
+    assert!(
+        inner
+            .get(&format!("forgets/{}", record.to_hex()))
+            .unwrap()
+            .is_some(),
+        "the sound record was kept"
+    );
+    let check = sitevault::check::check(
+        &vault,
+        &CheckOptions {
+            read_data: ReadData::None,
+        },
+    )
+    .unwrap();
+    assert!(check.is_clean(), "{:?}", check.errors);
+}
