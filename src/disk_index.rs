@@ -140,11 +140,23 @@ impl DiskIndexBuilder {
         for p in &file.packs {
             self.add_pack(p.id, p.kind, &p.blobs)?;
         }
-        self.files.push((id, from, self.pack_count));
-        self.superseded.extend(file.supersedes.iter().copied());
+        self.end_file(id, from, &file.supersedes);
         Ok(())
     }
 
+    /// Packs numbered `from..` (up to now) came from index file `id`, which supersedes
+    /// `supersedes`: for a caller that adds a file's packs one by one (or only some of them).
+    pub fn end_file(&mut self, id: Id, from: u32, supersedes: &[Id]) {
+        self.files.push((id, from, self.pack_count));
+        self.superseded.extend(supersedes.iter().copied());
+    }
+
+    /// Packs added so far (the next pack's number).
+    pub fn pack_count(&self) -> u32 {
+        self.pack_count
+    }
+
+    /// Add one pack's blobs under the next pack number.
     pub fn add_pack(&mut self, id: Id, kind: BlobKind, blobs: &[PackedBlob]) -> Result<()> {
         let n = self.pack_count;
         self.pack_count = n
@@ -309,8 +321,41 @@ impl DiskIndex {
         }
     }
 
-    /// (pack number, offset, stored_len, raw_len) of `id`.
-    fn find(&self, id: &Id) -> Option<(u32, u32, u32, u32)> {
+    /// The entry's position in the sorted file (0..len), its place in a per-blob bitmap.
+    pub fn position(&self, id: &Id) -> Option<u64> {
+        self.find(id).map(|(pos, ..)| pos)
+    }
+
+    /// Every entry in id order with its position and pack number, read in blocks: a pass
+    /// over the whole index in the memory of one block.
+    pub fn for_each_entry(&self, f: &mut dyn FnMut(u64, u32, &PackedBlob)) -> Result<()> {
+        const BLOCK: u64 = 4096;
+        let mut buf = vec![0u8; BLOCK as usize * ENTRY_LEN];
+        let mut pos = 0;
+        while pos < self.len {
+            let k = (self.len - pos).min(BLOCK);
+            let chunk = &mut buf[..k as usize * ENTRY_LEN];
+            self.entries
+                .read_at(chunk, pos * ENTRY_LEN as u64)
+                .map_err(|e| self.entries.io(e))?;
+            for (i, r) in chunk.chunks_exact(ENTRY_LEN).enumerate() {
+                let mut id = [0u8; 32];
+                id.copy_from_slice(&r[..32]);
+                let b = PackedBlob {
+                    id: Id(id),
+                    offset: u32_at(r, 36),
+                    stored_len: u32_at(r, 40),
+                    raw_len: u32_at(r, 44),
+                };
+                f(pos + i as u64, u32_at(r, 32), &b);
+            }
+            pos += k;
+        }
+        Ok(())
+    }
+
+    /// (position, pack number, offset, stored_len, raw_len) of `id`.
+    fn find(&self, id: &Id) -> Option<(u64, u32, u32, u32, u32)> {
         let b = top_bits(&id.0, self.bits);
         let (lo, hi) = (self.buckets[b] as u64, self.buckets[b + 1] as u64);
         if lo == hi {
@@ -330,7 +375,13 @@ impl DiskIndex {
                 std::cmp::Ordering::Less => a = m + 1,
                 std::cmp::Ordering::Greater => z = m,
                 std::cmp::Ordering::Equal => {
-                    return Some((u32_at(r, 32), u32_at(r, 36), u32_at(r, 40), u32_at(r, 44)));
+                    return Some((
+                        lo + m as u64,
+                        u32_at(r, 32),
+                        u32_at(r, 36),
+                        u32_at(r, 40),
+                        u32_at(r, 44),
+                    ));
                 }
             }
         }
@@ -353,7 +404,7 @@ impl DiskIndex {
     }
 
     pub fn get(&self, id: &Id) -> Option<BlobLocation> {
-        let (pack, offset, stored_len, raw_len) = self.find(id)?;
+        let (_, pack, offset, stored_len, raw_len) = self.find(id)?;
         let (pack, kind) = self.pack(pack)?;
         Some(BlobLocation {
             pack,
@@ -362,6 +413,11 @@ impl DiskIndex {
             stored_len,
             raw_len,
         })
+    }
+
+    /// Packs numbered (every pack added, kept or not).
+    pub fn pack_count(&self) -> u32 {
+        self.pack_count
     }
 
     /// Every pack id, in pack-number order, read in blocks.

@@ -38,7 +38,7 @@ pub struct SweepReport {
     pub held_until: Option<Timestamp>,
 }
 
-fn lock_of<'a>(vault: &'a Vault) -> Result<Option<(&'a S3Lock, Immutable)>> {
+fn lock_of(vault: &Vault) -> Result<Option<(&S3Lock, Immutable)>> {
     let Some(policy) = vault.config().immutable else {
         return Ok(None);
     };
@@ -55,12 +55,15 @@ fn lock_of<'a>(vault: &'a Vault) -> Result<Option<(&'a S3Lock, Immutable)>> {
 fn needed(vault: &Vault) -> Result<Vec<String>> {
     let index = vault.load_index()?;
     let snaps = vault.list_snapshots()?;
-    let used = crate::prune::used_blobs(vault, &index, &snaps)?;
-    let packs: HashSet<String> = used
-        .iter()
-        .filter_map(|b| index.get(b))
-        .map(|l| pack_name(&l.pack))
-        .collect();
+    let used = crate::used::used_set(vault, &index, &snaps)?;
+    let mut packs: HashSet<String> = HashSet::new();
+    index.for_each_entry(&mut |pos, _, b| {
+        if used.contains(pos)
+            && let Some(l) = index.get(&b.id)
+        {
+            packs.insert(pack_name(&l.pack));
+        }
+    })?;
     let mut out = vec![CONFIG.to_string()];
     // Forget records too: they are what tells a forgotten snapshot from a deleted one.
     for prefix in [KEYS, INDEX, crate::forget::FORGETS] {

@@ -236,21 +236,23 @@ impl Index {
         self.find(id).is_some() || self.disk.as_ref().is_some_and(|d| d.contains(id))
     }
 
-    fn find(&self, id: &Id) -> Option<&IndexEntry> {
+    /// The place of `id` in `entries` (the in-memory part only).
+    fn find(&self, id: &Id) -> Option<usize> {
         assert!(
             !self.buckets.is_empty(),
             "Index::finish must run before lookups"
         );
         let b = bucket(id);
-        let slice = &self.entries[self.buckets[b] as usize..self.buckets[b + 1] as usize];
+        let start = self.buckets[b] as usize;
+        let slice = &self.entries[start..self.buckets[b + 1] as usize];
         slice
             .binary_search_by(|e| e.id.cmp(id))
             .ok()
-            .map(|i| &slice[i])
+            .map(|i| start + i)
     }
 
     pub fn get(&self, id: &Id) -> Option<BlobLocation> {
-        let Some(e) = self.find(id) else {
+        let Some(e) = self.find(id).map(|i| &self.entries[i]) else {
             return self.disk.as_ref().and_then(|d| d.get(id));
         };
         let (pack, kind) = self.packs[e.pack as usize];
@@ -261,6 +263,46 @@ impl Index {
             stored_len: e.stored_len,
             raw_len: e.raw_len,
         })
+    }
+
+    /// Positions run `0..positions()`: one per entry, so a bitmap of this many bits can mark
+    /// blobs (prune's used set: one bit a blob).
+    pub fn positions(&self) -> u64 {
+        self.disk_len() + self.entries.len() as u64
+    }
+
+    fn disk_len(&self) -> u64 {
+        self.disk.as_ref().map_or(0, |d| d.len())
+    }
+
+    /// Where `id`'s entry is in `0..positions()` (the one [`Index::get`] answers from).
+    pub fn position(&self, id: &Id) -> Option<u64> {
+        if let Some(at) = self.find(id) {
+            return Some(self.disk_len() + at as u64);
+        }
+        self.disk.as_ref().and_then(|d| d.position(id))
+    }
+
+    /// Every entry with its position and pack number (packs numbered in the order they were
+    /// added, the on-disk part's first). On disk the entries are read in blocks.
+    pub fn for_each_entry(&self, f: &mut dyn FnMut(u64, u32, &PackedBlob)) -> Result<()> {
+        let (base, packs) = match &self.disk {
+            Some(d) => {
+                d.for_each_entry(f)?;
+                (d.len(), d.pack_count())
+            }
+            None => (0, 0),
+        };
+        for (i, e) in self.entries.iter().enumerate() {
+            let b = PackedBlob {
+                id: e.id,
+                offset: e.offset,
+                stored_len: e.stored_len,
+                raw_len: e.raw_len,
+            };
+            f(base + i as u64, packs + e.pack, &b);
+        }
+        Ok(())
     }
 
     /// Every pack the index names (on disk ones read in blocks).

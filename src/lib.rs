@@ -22,6 +22,7 @@ pub mod http;
 pub mod id;
 pub mod immutable;
 pub mod index;
+pub mod index_build;
 pub mod job;
 pub mod lock;
 #[cfg(target_os = "linux")]
@@ -42,6 +43,7 @@ pub mod spool;
 pub mod stats;
 pub mod store;
 pub mod tree;
+pub mod used;
 pub mod vault;
 pub mod walk;
 pub mod webdav;

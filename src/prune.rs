@@ -1,24 +1,35 @@
 //! Prune: delete what no snapshot uses, and repack packs that are mostly unused.
 //!
-//! Ordering (formats/ §12.6): new packs first, then the index files that describe the vault
-//! after prune (the last of them supersedes every old index file), and only then deletions.
-//! A crash at any point leaves a vault whose every snapshot still resolves. The caller holds an
-//! exclusive lock; `fence` re-checks it before the first write that removes anything.
+//! Ordering (formats/ §12.6): new packs first, then the index files that replace the old ones
+//! naming what goes (the last of them supersedes those), and only then deletions. A crash at
+//! any point leaves a vault whose every snapshot still resolves. The caller holds an exclusive
+//! lock; `fence` re-checks it before the first write that removes anything.
+//!
+//! Memory and work (issue 18): the index is never held decoded. Index files are read a batch
+//! at a time into an index built like a backup's (on disk past the memory budget); prune keeps
+//! per pack only its sizes and fate, and the used set is one bit per blob. Only index files
+//! that name something that goes are rewritten (small ones merged along the way), so what
+//! prune writes follows what changed, not the size of the vault.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use rayon::prelude::*;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::Id;
-use crate::index::{Index, IndexFile, IndexPack};
+use crate::index::{IndexFile, IndexPack};
 use crate::pack::{BlobKind, PackWriter, PackedBlob};
-use crate::snapshot::Snapshot;
-use crate::tree::NodeKind;
 use crate::vault::{DATA, INDEX, SNAPSHOTS, Vault, pack_name};
 
 /// Index files written by prune list at most this many blobs each (about 2 MiB).
 const BLOBS_PER_INDEX_FILE: usize = 50_000;
+/// Listings of `snapshots/` and `index/` taken together, before the work and again before the
+/// commit: an object must be missed by all four to be missed.
+const LISTINGS: usize = 2;
+/// Index files fetched at once (in parallel); each batch is taken in and dropped.
+const INDEX_BATCH: usize = 32;
+/// Headers of unindexed packs read at once.
+const HEADER_BATCH: usize = 256;
 
 #[derive(Debug, Clone)]
 pub struct PruneOptions {
@@ -29,6 +40,9 @@ pub struct PruneOptions {
     /// Snapshots to treat as already forgotten (only with `dry_run`: `forget --dry-run --prune`
     /// previews what forgetting them would free).
     pub assume_forgotten: HashSet<Id>,
+    /// Index files prune writes list at most this many blobs; files in force listing fewer
+    /// than half as many are merged when prune writes index files anyway.
+    pub index_file_blobs: usize,
 }
 
 impl Default for PruneOptions {
@@ -37,6 +51,7 @@ impl Default for PruneOptions {
             dry_run: false,
             max_unused: 0.05,
             assume_forgotten: HashSet::new(),
+            index_file_blobs: BLOBS_PER_INDEX_FILE,
         }
     }
 }
@@ -79,15 +94,57 @@ pub struct PruneReport {
     pub forget_records_damaged_deleted: Vec<Id>,
     /// Spool files in a vault folder's `tmp/` left by killed backups (formats/ §2): removed.
     pub spool_files_removed: usize,
+    /// Whether prune kept its index in a working file (past `--index-memory`, formats/ §7.4).
+    pub index_on_disk: bool,
 }
 
-/// One pack and how much of it is used.
-struct PackUse {
-    pack: IndexPack,
+/// One pack as an index file (or its own header) lists it.
+struct Listing {
+    pack: Id,
+    kind: BlobKind,
+    bytes: u64,
+}
+
+/// One index file as listed.
+struct FileInfo {
+    id: Id,
+    readable: bool,
+    blobs: usize,
+    supersedes: Vec<Id>,
+    listings: std::ops::Range<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    Keep,
+    Delete,
+    Repack,
+}
+
+/// One stored pack that an index file in force (or its own header) lists.
+struct PackState {
+    id: Id,
+    kind: BlobKind,
     size: u64,
-    used: Vec<PackedBlob>,
+    /// Stored bytes of its blobs, from its first listing.
+    blob_bytes: u64,
+    used_blobs: u32,
     used_bytes: u64,
-    unused_bytes: u64,
+    fate: Fate,
+    /// Listed by an index file that stays: new index files need not name it.
+    in_kept_file: bool,
+    /// Already named by a new index file.
+    emitted: bool,
+}
+
+impl PackState {
+    fn unused_bytes(&self) -> u64 {
+        self.blob_bytes.saturating_sub(self.used_bytes)
+    }
+}
+
+fn find(states: &[PackState], id: &Id) -> Option<usize> {
+    states.binary_search_by(|s| s.id.cmp(id)).ok()
 }
 
 pub fn prune(
@@ -110,53 +167,166 @@ pub fn prune(
         ));
     }
 
-    // Everything the vault holds: readable index files, then pack headers for packs no index
-    // names (interrupted backups, or an index file that is damaged).
-    let scan = vault.scan_index()?;
-    let stored: HashMap<Id, u64> = vault.list_ids(DATA)?.into_iter().collect();
+    // 1. Everything the vault holds: every index file, a batch at a time, into an index of the
+    // packs that still exist; then the headers of packs no index file in force names
+    // (interrupted backups, or an index file that is damaged).
+    let mut stored = vault.list_ids(DATA)?;
+    stored.sort_unstable();
     report.packs_before = stored.len();
-    report.bytes_before = stored.values().sum();
-    let mut packs: Vec<IndexPack> = Vec::new();
-    for p in scan.packs() {
-        if stored.contains_key(&p.id) {
-            packs.push(p);
-        } else {
-            report.packs_missing += 1;
+    report.bytes_before = stored.iter().map(|(_, s)| s).sum();
+    let is_stored = |id: &Id| stored.binary_search_by(|(s, _)| s.cmp(id)).is_ok();
+    let index_ids = vault.list_ids_union(INDEX, LISTINGS)?;
+    // Index files store about 33 bytes per blob (formats/ §7.3).
+    let expected = index_ids.iter().map(|(_, s)| *s).sum::<u64>() / 30;
+    let mut builder = vault.index_builder(expected)?;
+    let mut files: Vec<FileInfo> = Vec::new();
+    let mut listings: Vec<Listing> = Vec::new();
+    // The listing behind each pack number of the index.
+    let mut numbered: Vec<u32> = Vec::new();
+    let mut unreadable_files = 0;
+    for batch in index_ids.chunks(INDEX_BATCH) {
+        let loaded: Vec<(Id, Result<IndexFile>)> = batch
+            .par_iter()
+            .map(|(id, _)| (*id, vault.read_index_file(id)))
+            .collect();
+        for (id, r) in loaded {
+            let start = listings.len();
+            let Ok(f) = r else {
+                unreadable_files += 1;
+                files.push(FileInfo {
+                    id,
+                    readable: false,
+                    blobs: 0,
+                    supersedes: vec![],
+                    listings: start..start,
+                });
+                continue;
+            };
+            let from = builder.pack_count();
+            for p in &f.packs {
+                listings.push(Listing {
+                    pack: p.id,
+                    kind: p.kind,
+                    bytes: p.blobs.iter().map(|b| b.stored_len as u64).sum(),
+                });
+                // A blob must resolve to a copy that still exists.
+                if is_stored(&p.id) {
+                    builder.add_pack(p.id, p.kind, &p.blobs)?;
+                    numbered.push((listings.len() - 1) as u32);
+                }
+            }
+            builder.end_file(id, from, &f.supersedes);
+            files.push(FileInfo {
+                id,
+                readable: true,
+                blobs: f.packs.iter().map(|p| p.blobs.len()).sum(),
+                supersedes: f.supersedes,
+                listings: start..listings.len(),
+            });
         }
     }
-    let listed: HashSet<Id> = packs.iter().map(|p| p.id).collect();
-    let mut orphans: Vec<(Id, u64)> = stored
+    let superseded: HashSet<Id> = files
         .iter()
-        .filter(|(id, _)| !listed.contains(id))
-        .map(|(id, size)| (*id, *size))
+        .flat_map(|f| f.supersedes.iter().copied())
         .collect();
-    orphans.sort();
-    let headers: Vec<(Id, Result<IndexPack>)> = orphans
-        .par_iter()
-        .map(|(id, size)| (*id, vault.read_pack_header(id, *size)))
-        .collect();
-    for (id, h) in headers {
-        match h {
-            Ok(p) => {
-                report.packs_unindexed += 1;
-                packs.push(p);
+    let in_force = |f: &FileInfo| f.readable && !superseded.contains(&f.id);
+
+    // Each stored pack an index file in force names, from its first listing (files ascend).
+    let mut first: Vec<(Id, u32)> = Vec::new();
+    let mut missing: Vec<Id> = Vec::new();
+    for f in files.iter().filter(|f| in_force(f)) {
+        for li in f.listings.clone() {
+            let l = &listings[li];
+            if is_stored(&l.pack) {
+                first.push((l.pack, li as u32));
+            } else {
+                missing.push(l.pack);
             }
-            // Damaged rather than unreachable, and no unreadable index file might name it.
-            Err(e) if e.kind() == ErrorKind::Corrupt && scan.unreadable.is_empty() => {
-                report.packs_damaged_deleted.push(id)
-            }
-            Err(_) => report.packs_unreadable.push(id),
         }
     }
-    let mut index = Index::new();
-    for p in &packs {
-        index.add_pack(p.id, p.kind, &p.blobs);
-    }
-    index.finish();
+    first.sort_unstable();
+    first.dedup_by_key(|(id, _)| *id);
+    missing.sort_unstable();
+    missing.dedup();
+    report.packs_missing = missing.len();
+    let size_of = |id: &Id| {
+        stored
+            .binary_search_by(|(s, _)| s.cmp(id))
+            .map_or(0, |i| stored[i].1)
+    };
+    let state = |id: Id, kind: BlobKind, blob_bytes: u64| PackState {
+        id,
+        kind,
+        size: size_of(&id),
+        blob_bytes,
+        used_blobs: 0,
+        used_bytes: 0,
+        fate: Fate::Keep,
+        in_kept_file: false,
+        emitted: false,
+    };
+    let mut states: Vec<PackState> = first
+        .iter()
+        .map(|&(id, li)| {
+            let l = &listings[li as usize];
+            state(id, l.kind, l.bytes)
+        })
+        .collect();
+    drop(first);
 
-    // What the snapshots use. Prune must see every snapshot whole, or it could delete what an
+    let orphans: Vec<(Id, u64)> = stored
+        .iter()
+        .filter(|(id, _)| find(&states, id).is_none())
+        .copied()
+        .collect();
+    // Unindexed packs that read: kept whole, to be named by a new index file.
+    let mut unindexed: Vec<IndexPack> = Vec::new();
+    for batch in orphans.chunks(HEADER_BATCH) {
+        let headers: Vec<(Id, Result<IndexPack>)> = batch
+            .par_iter()
+            .map(|(id, size)| (*id, vault.read_pack_header(id, *size)))
+            .collect();
+        for (id, h) in headers {
+            match h {
+                Ok(p) => {
+                    builder.add_pack(p.id, p.kind, &p.blobs)?;
+                    listings.push(Listing {
+                        pack: p.id,
+                        kind: p.kind,
+                        bytes: p.blobs.iter().map(|b| b.stored_len as u64).sum(),
+                    });
+                    numbered.push((listings.len() - 1) as u32);
+                    unindexed.push(p);
+                }
+                // Damaged rather than unreachable, and no unreadable index file might name it.
+                Err(e) if e.kind() == ErrorKind::Corrupt && unreadable_files == 0 => {
+                    report.packs_damaged_deleted.push(id)
+                }
+                Err(_) => report.packs_unreadable.push(id),
+            }
+        }
+    }
+    report.packs_unindexed = unindexed.len();
+    states.extend(unindexed.iter().map(|p| {
+        state(
+            p.id,
+            p.kind,
+            p.blobs.iter().map(|b| b.stored_len as u64).sum(),
+        )
+    }));
+    states.sort_unstable_by_key(|s| s.id);
+    let index = builder.finish()?;
+    report.index_on_disk = index.is_on_disk();
+    // Pack number → state (entries of superseded files were dropped, so never looked up).
+    let slot_of: Vec<u32> = numbered
+        .iter()
+        .map(|&li| find(&states, &listings[li as usize].pack).map_or(u32::MAX, |s| s as u32))
+        .collect();
+    drop(numbered);
+
+    // 2. What the snapshots use. Prune must see every snapshot whole, or it could delete what an
     // unreadable one needs.
-    let mut snaps = vault.scan_snapshots()?;
+    let mut snaps = vault.scan_snapshots_listed(LISTINGS)?;
     snaps
         .readable
         .retain(|(id, _)| !opts.assume_forgotten.contains(id));
@@ -170,72 +340,75 @@ pub fn prune(
         )));
     }
     report.snapshots = snaps.readable.len();
-    let used = used_blobs(vault, &index, &snaps.readable)?;
-    report.blobs_used = used.len();
+    let used = crate::used::used_set(vault, &index, &snaps.readable)?;
+    report.blobs_used = used.count();
 
-    // Where each used blob is kept: the location the index gives (other copies are unused).
-    let mut uses: Vec<PackUse> = packs
-        .into_iter()
-        .map(|pack| {
-            let size = stored.get(&pack.id).copied().unwrap_or(0);
-            let mut u = PackUse {
-                size,
-                used: Vec::new(),
-                used_bytes: 0,
-                unused_bytes: 0,
-                pack,
-            };
-            for b in &u.pack.blobs {
-                let here =
-                    used.contains(&b.id) && index.get(&b.id).is_some_and(|l| l.pack == u.pack.id);
-                if here {
-                    u.used.push(*b);
-                    u.used_bytes += b.stored_len as u64;
-                } else {
-                    u.unused_bytes += b.stored_len as u64;
-                }
-            }
-            u
-        })
-        .collect();
-    uses.sort_by_key(|u| u.pack.id);
+    // 3. How much of each pack is used: a used blob counts in the pack the index resolves it
+    // to (its other copies are unused).
+    index.for_each_entry(&mut |pos, n, b| {
+        if used.contains(pos)
+            && let Some(s) = slot_of
+                .get(n as usize)
+                .and_then(|&s| states.get_mut(s as usize))
+        {
+            s.used_blobs += 1;
+            s.used_bytes += b.stored_len as u64;
+        }
+    })?;
 
     // Decide: packs with nothing used go; then the most wasteful partly used packs are
     // repacked until what stays unused is within the limit.
-    let (mut delete, mut keep): (Vec<PackUse>, Vec<PackUse>) =
-        uses.into_iter().partition(|u| u.used.is_empty());
-    keep.sort_by(|a, b| {
-        b.unused_bytes
-            .cmp(&a.unused_bytes)
-            .then(a.pack.id.cmp(&b.pack.id))
-    });
-    let used_total: u64 = keep.iter().map(|u| u.used_bytes).sum();
-    let mut unused_total: u64 = keep.iter().map(|u| u.unused_bytes).sum();
-    let mut repack = Vec::new();
-    let mut rest = Vec::new();
-    for u in keep {
-        let over = unused_total as f64 > opts.max_unused * (used_total + unused_total) as f64;
-        if over && u.unused_bytes > 0 {
-            unused_total -= u.unused_bytes;
-            repack.push(u);
+    let mut keep: Vec<usize> = Vec::new();
+    for (i, s) in states.iter_mut().enumerate() {
+        if s.used_blobs == 0 {
+            s.fate = Fate::Delete;
         } else {
-            rest.push(u);
+            keep.push(i);
         }
     }
-    report.packs_deleted = delete.len();
-    report.packs_repacked = repack.len();
-    report.bytes_rewritten = repack.iter().map(|u| u.used_bytes).sum();
+    keep.sort_by(|&a, &b| {
+        let (a, b) = (&states[a], &states[b]);
+        b.unused_bytes()
+            .cmp(&a.unused_bytes())
+            .then(a.id.cmp(&b.id))
+    });
+    let used_total: u64 = keep.iter().map(|&i| states[i].used_bytes).sum();
+    let mut unused_total: u64 = keep.iter().map(|&i| states[i].unused_bytes()).sum();
+    let limit = opts.max_unused * (used_total + unused_total) as f64;
+    for &i in &keep {
+        let unused = states[i].unused_bytes();
+        if unused_total as f64 > limit && unused > 0 {
+            unused_total -= unused;
+            states[i].fate = Fate::Repack;
+        }
+    }
+    let count = |fate: Fate| states.iter().filter(|s| s.fate == fate).count();
+    let goes = |s: &&PackState| s.fate != Fate::Keep;
+    report.packs_deleted = count(Fate::Delete);
+    report.packs_repacked = count(Fate::Repack);
+    report.bytes_rewritten = states
+        .iter()
+        .filter(|s| s.fate == Fate::Repack)
+        .map(|s| s.used_bytes)
+        .sum();
     report.bytes_unused_after = unused_total;
-    let removed_bytes: u64 = delete.iter().chain(&repack).map(|u| u.size).sum();
+    let removed_bytes: u64 = states.iter().filter(goes).map(|s| s.size).sum();
+    let kept = count(Fate::Keep);
     report.forget_records_damaged_deleted =
         crate::forget::scan_forgets(vault)?.damaged_confirmed(vault);
-    let nothing_to_do = delete.is_empty()
+    let stale: Vec<Id> = files
+        .iter()
+        .filter(|f| superseded.contains(&f.id))
+        .map(|f| f.id)
+        .collect();
+    let nothing_to_do = report.packs_deleted == 0
+        && report.packs_repacked == 0
         && report.forget_records_damaged_deleted.is_empty()
-        && repack.is_empty()
         && report.packs_unindexed == 0
         && report.packs_missing == 0
         && report.packs_damaged_deleted.is_empty()
-        && scan.unreadable.is_empty();
+        && unreadable_files == 0
+        && stale.is_empty();
 
     if !opts.dry_run {
         // Under the exclusive lock no writer of this vault is running: every spool file in
@@ -244,31 +417,49 @@ pub fn prune(
         report.spool_files_removed = vault.clear_own_spool()?;
     }
     if opts.dry_run || nothing_to_do {
-        report.packs_after = rest.len() + usize::from(!repack.is_empty());
+        report.packs_after = kept + usize::from(report.packs_repacked > 0);
         report.bytes_after = report.bytes_before - removed_bytes + report.bytes_rewritten;
         report.bytes_freed = removed_bytes.saturating_sub(report.bytes_rewritten);
         return Ok(report);
     }
 
-    // 1. New packs with the used blobs of the packs being repacked, each blob checked first:
+    // 4. New packs with the used blobs of the packs being repacked, each blob checked first:
     // prune must never copy damage into a new pack and then delete the last good copy.
-    let written = repack_packs(vault, &repack)?;
+    let mut moving: Vec<(u32, PackedBlob)> = Vec::new();
+    if report.packs_repacked > 0 {
+        index.for_each_entry(&mut |pos, n, b| {
+            if let Some(&s) = slot_of.get(n as usize)
+                && states
+                    .get(s as usize)
+                    .is_some_and(|s| s.fate == Fate::Repack)
+                && used.contains(pos)
+            {
+                moving.push((s, *b));
+            }
+        })?;
+    }
+    drop(index);
+    moving.sort_unstable_by_key(|(s, b)| (*s, b.offset));
+    let written = repack_packs(vault, &states, &moving)?;
+    drop(moving);
     report.packs_written = written.len();
     let written_bytes: u64 = written.iter().map(|(_, size)| *size).sum();
 
     // A listing can miss an object (an eventually consistent store, a flaky proxy). Deleting
     // on one listing could then drop the data of a snapshot, or keep an index file that still
-    // names deleted packs: look again before anything is superseded, and stop on a stranger.
+    // names deleted packs: what was read came from two listings, and two more now must show
+    // nothing else before anything is superseded (the fault campaign saw the same snapshot
+    // missed by two listings in a row).
     let seen_snaps: HashSet<Id> = snaps
         .readable
         .iter()
         .map(|(id, _)| *id)
         .chain(snaps.unreadable.iter().map(|(id, _)| *id))
         .collect();
-    let seen_index: HashSet<Id> = scan.all.iter().copied().collect();
+    let seen_index: HashSet<Id> = files.iter().map(|f| f.id).collect();
     for (prefix, seen) in [(SNAPSHOTS, &seen_snaps), (INDEX, &seen_index)] {
         if let Some((id, _)) = vault
-            .list_ids(prefix)?
+            .list_ids_union(prefix, LISTINGS)?
             .into_iter()
             .find(|(id, _)| !seen.contains(id))
         {
@@ -281,21 +472,82 @@ pub fn prune(
         }
     }
 
-    // 2. Index files for everything that stays; the last supersedes every old index file.
-    let mut after: Vec<IndexPack> = rest.iter().map(|u| u.pack.clone()).collect();
-    after.extend(written.into_iter().map(|(p, _)| p));
-    fence()?;
-    report.index_files_written = write_index(vault, after.clone(), &scan.all)?;
-    report.index_files_replaced = scan.all.len();
+    // 5. Which index files are replaced: those that cannot be read or name a pack that goes
+    // (or is gone), and, when index files are being written anyway, the small ones.
+    let stays = |l: &Listing| find(&states, &l.pack).is_some_and(|s| states[s].fate == Fate::Keep);
+    let mut replace: Vec<bool> = files
+        .iter()
+        .map(|f| {
+            !superseded.contains(&f.id)
+                && (!f.readable || !listings[f.listings.clone()].iter().all(stays))
+        })
+        .collect();
+    // When prune writes index files anyway it merges the small ones (a backup writes a few
+    // small files per run), so they do not pile up.
+    let small_file = opts.index_file_blobs / 2;
+    let small: Vec<usize> = (0..files.len())
+        .filter(|&i| !replace[i] && in_force(&files[i]) && files[i].blobs < small_file)
+        .collect();
+    let writes = replace.iter().any(|r| *r) || !unindexed.is_empty() || !written.is_empty();
+    if writes && small.len() > 1 {
+        small.iter().for_each(|&i| replace[i] = true);
+    }
+    for (i, f) in files.iter().enumerate() {
+        if in_force(f) && !replace[i] {
+            for l in &listings[f.listings.clone()] {
+                if let Some(s) = find(&states, &l.pack) {
+                    states[s].in_kept_file = true;
+                }
+            }
+        }
+    }
+    drop(listings);
+    // Superseded in one atomic write by the last new index file, then deleted.
+    let old: Vec<Id> = files
+        .iter()
+        .enumerate()
+        .filter(|(i, f)| replace[*i] || superseded.contains(&f.id))
+        .map(|(_, f)| f.id)
+        .collect();
 
-    // 3. Deletions, now that no index names what goes.
+    // 6. Index files for every kept pack no staying file names, and the new packs; the last
+    // supersedes the replaced files. The replaced files are read again one at a time for their
+    // kept packs' entries (checked against their names, so they are the bytes read above).
     fence()?;
-    for id in &scan.all {
+    let mut out = IndexOut::new(vault, opts.index_file_blobs.max(1));
+    let mut take = |p: IndexPack, out: &mut IndexOut| -> Result<()> {
+        if let Some(s) = find(&states, &p.id) {
+            let st = &mut states[s];
+            if st.fate == Fate::Keep && !st.in_kept_file && !st.emitted {
+                st.emitted = true;
+                out.push(p)?;
+            }
+        }
+        Ok(())
+    };
+    for (i, f) in files.iter().enumerate() {
+        if replace[i] && f.readable {
+            for p in vault.read_index_file(&f.id)?.packs {
+                take(p, &mut out)?;
+            }
+        }
+    }
+    for p in unindexed {
+        take(p, &mut out)?;
+    }
+    for (p, _) in written {
+        out.push(p)?;
+    }
+    report.index_files_written = out.finish(&old)?;
+    report.index_files_replaced = old.len();
+
+    // 7. Deletions, now that no index in force names what goes.
+    fence()?;
+    for id in &old {
         vault.store().delete(&format!("{INDEX}/{}", id.to_hex()))?;
     }
-    delete.append(&mut repack);
-    for u in &delete {
-        vault.store().delete(&pack_name(&u.pack.id))?;
+    for s in states.iter().filter(goes) {
+        vault.store().delete(&pack_name(&s.id))?;
     }
     for id in &report.packs_damaged_deleted {
         vault.store().delete(&pack_name(id))?;
@@ -305,62 +557,78 @@ pub fn prune(
             .store()
             .delete(&format!("{}/{}", crate::forget::FORGETS, id.to_hex()))?;
     }
-    report.packs_after = after.len();
+    report.packs_after = kept + report.packs_written;
     report.bytes_after = report.bytes_before - removed_bytes + written_bytes;
     report.bytes_freed = removed_bytes.saturating_sub(written_bytes);
     Ok(report)
 }
 
-/// Every blob (data and tree) reachable from `snaps`. Fails if a tree cannot be read or a
-/// used blob is in no pack: the vault is damaged and prune must not guess.
-pub fn used_blobs(vault: &Vault, index: &Index, snaps: &[(Id, Snapshot)]) -> Result<HashSet<Id>> {
-    // Trees are visited and dropped: only the ids stay in memory (issue 18).
-    let found: std::sync::Mutex<(HashSet<Id>, Vec<Id>)> = Default::default();
-    let failed =
-        crate::walk::visit_trees(vault, index, snaps.iter().map(|(_, s)| s.tree), &|id, t| {
-            let mut g = found.lock().unwrap_or_else(|p| p.into_inner());
-            let (used, missing) = &mut *g;
-            used.insert(id);
-            for n in &t.nodes {
-                if let NodeKind::File { chunks } = &n.kind {
-                    for c in chunks {
-                        if used.insert(*c) && !index.contains(c) {
-                            missing.push(*c);
-                        }
-                    }
-                }
-            }
-        });
-    if let Some((tid, e)) = failed.iter().min_by_key(|(t, _)| **t) {
-        return Err(Error::InvalidInput(format!(
-            "tree {} cannot be read ({e}); prune stops rather than guess what is used: run `sitevault check`",
-            tid.short()
-        )));
-    }
-    let (used, missing) = found.into_inner().unwrap_or_else(|p| p.into_inner());
-    if let Some(first) = missing.iter().min() {
-        return Err(Error::InvalidInput(format!(
-            "{} blob(s) that snapshots use are in no pack (first: {}); prune stops rather than make it worse: run `sitevault check`",
-            missing.len(),
-            first.short()
-        )));
-    }
-    Ok(used)
+/// Index files being written, each stored once it holds `max` blobs.
+struct IndexOut<'a> {
+    vault: &'a Vault,
+    max: usize,
+    cur: IndexFile,
+    blobs: usize,
+    written: usize,
 }
 
-/// Copy the used blobs of `packs` into new packs; returns them with their sizes.
-fn repack_packs(vault: &Vault, packs: &[PackUse]) -> Result<Vec<(IndexPack, u64)>> {
+impl<'a> IndexOut<'a> {
+    fn new(vault: &'a Vault, max: usize) -> IndexOut<'a> {
+        IndexOut {
+            vault,
+            max,
+            cur: IndexFile::default(),
+            blobs: 0,
+            written: 0,
+        }
+    }
+
+    fn push(&mut self, p: IndexPack) -> Result<()> {
+        if self.blobs > 0 && self.blobs + p.blobs.len() > self.max {
+            // Files before the last only repeat what old files say (harmless duplicates).
+            self.vault.save_index(&std::mem::take(&mut self.cur))?;
+            self.written += 1;
+            self.blobs = 0;
+        }
+        self.blobs += p.blobs.len();
+        self.cur.packs.push(p);
+        Ok(())
+    }
+
+    /// Store the last file, superseding `old` in one atomic write (none is needed when there
+    /// is nothing to supersede or name). Returns how many files were written.
+    fn finish(mut self, old: &[Id]) -> Result<usize> {
+        if !old.is_empty() || !self.cur.packs.is_empty() {
+            self.cur.supersedes = old.to_vec();
+            self.vault.save_index(&self.cur)?;
+            self.written += 1;
+        }
+        Ok(self.written)
+    }
+}
+
+/// Copy the `moving` blobs (state, blob; sorted by state) into new packs; returns them with
+/// their sizes.
+fn repack_packs(
+    vault: &Vault,
+    states: &[PackState],
+    moving: &[(u32, PackedBlob)],
+) -> Result<Vec<(IndexPack, u64)>> {
     let target = vault.config().pack_size as usize;
     let mut out = Vec::new();
     for kind in [BlobKind::Data, BlobKind::Tree] {
         let mut writer = vault.pack_writer(kind)?;
-        for u in packs.iter().filter(|u| u.pack.kind == kind) {
-            let name = pack_name(&u.pack.id);
+        for group in moving.chunk_by(|a, b| a.0 == b.0) {
+            let pack = &states[group[0].0 as usize];
+            if pack.kind != kind {
+                continue;
+            }
+            let name = pack_name(&pack.id);
             let bytes = vault
                 .store()
                 .get(&name)?
                 .ok_or_else(|| Error::corrupt(&name, "pack vanished during prune"))?;
-            for b in &u.used {
+            for (_, b) in group {
                 let range = b.offset as usize..b.offset as usize + b.stored_len as usize;
                 let sealed = bytes.get(range).ok_or_else(|| {
                     Error::corrupt(&name, "a blob the index names lies beyond the pack's end")

@@ -492,49 +492,27 @@ impl Vault {
             .iter()
             .fold(0u64, |sum, (_, size)| sum.saturating_add(*size))
             / 30;
-        let mut disk = match (self.index_budget, &self.spool_dir) {
-            (Some(budget), Some(dir)) if expected.saturating_mul(48) > budget => Some(
-                crate::disk_index::DiskIndexBuilder::new(dir, budget, expected)?,
-            ),
-            _ => None,
-        };
-        let mut index = Index::new();
-        if disk.is_none() {
-            index.reserve(expected as usize);
-        }
-        let mut superseded: HashSet<Id> = HashSet::new();
-        let mut ranges: Vec<(Id, u32, u32)> = Vec::new();
+        let mut builder = self.index_builder(expected)?;
         for batch in ids.chunks(BATCH) {
             let files: Vec<(Id, IndexFile)> = batch
                 .par_iter()
                 .map(|(id, _)| Ok((*id, self.load_index_file(id)?)))
                 .collect::<Result<_>>()?;
             for (id, f) in files {
-                if let Some(d) = &mut disk {
-                    d.add_file(id, &f)?;
-                    continue;
-                }
-                let from = index.pack_count();
-                for p in &f.packs {
-                    index.add_pack(p.id, p.kind, &p.blobs);
-                }
-                ranges.push((id, from, index.pack_count()));
-                superseded.extend(f.supersedes);
+                builder.add_file(id, &f)?;
             }
         }
-        if let Some(d) = disk {
-            return Ok(Index::on_disk(d.finish()?));
-        }
-        let dropped: Vec<(u32, u32)> = ranges
-            .iter()
-            .filter(|(id, ..)| superseded.contains(id))
-            .map(|&(_, a, b)| (a, b))
-            .collect();
-        if !dropped.is_empty() {
-            index.drop_packs(&dropped);
-        }
-        index.finish();
-        Ok(index)
+        builder.finish()
+    }
+
+    /// A builder for an index of about `expected` blobs: on disk in the spool folder when it
+    /// would pass the vault's index budget.
+    pub fn index_builder(&self, expected: u64) -> Result<crate::index_build::IndexBuilder> {
+        crate::index_build::IndexBuilder::new(
+            self.spool_dir.as_deref(),
+            self.index_budget,
+            expected,
+        )
     }
 
     /// Read every index file, the unreadable ones apart, without stopping at the first damage
@@ -544,16 +522,7 @@ impl Vault {
         ids.sort();
         let loaded: Vec<(Id, Result<IndexFile>)> = ids
             .par_iter()
-            .map(|(id, _)| {
-                let r = match self.load_object_if_present(INDEX, id) {
-                    Ok(Some(b)) => IndexFile::decode(&b).map_err(|e| {
-                        Error::corrupt(format!("index/{}", id.to_hex()), e.to_string())
-                    }),
-                    Ok(None) => Err(Error::corrupt(format!("index/{}", id.to_hex()), "vanished")),
-                    Err(e) => Err(e),
-                };
-                (*id, r)
-            })
+            .map(|(id, _)| (*id, self.read_index_file(id)))
             .collect();
         let mut scan = IndexScan::default();
         for (id, r) in loaded {
@@ -569,6 +538,16 @@ impl Vault {
             .flat_map(|(_, f)| f.supersedes.iter().copied())
             .collect();
         Ok(scan)
+    }
+
+    /// One index file from the vault itself (not the cache), checked and decoded; one that
+    /// vanished since it was listed is reported as damaged.
+    pub fn read_index_file(&self, id: &Id) -> Result<IndexFile> {
+        let name = || format!("{INDEX}/{}", id.to_hex());
+        match self.load_object_if_present(INDEX, id)? {
+            Some(b) => IndexFile::decode(&b).map_err(|e| Error::corrupt(name(), e.to_string())),
+            None => Err(Error::corrupt(name(), "vanished")),
+        }
     }
 
     /// Like [`Vault::load_object`], but `Ok(None)` when the object does not exist.
@@ -712,6 +691,18 @@ impl Vault {
             .collect())
     }
 
+    /// The union of `times` listings of `prefix`, sorted: what deletes must not trust one
+    /// listing for (a store that lists an object late, formats/ §12.6).
+    pub fn list_ids_union(&self, prefix: &str, times: usize) -> Result<Vec<(Id, u64)>> {
+        let mut all = Vec::new();
+        for _ in 0..times.max(1) {
+            all.extend(self.list_ids(prefix)?);
+        }
+        all.sort_unstable();
+        all.dedup_by_key(|(id, _)| *id);
+        Ok(all)
+    }
+
     /// All snapshots, oldest first; fails if any cannot be read.
     pub fn list_snapshots(&self) -> Result<Vec<(Id, Snapshot)>> {
         let all = self.scan_snapshots()?;
@@ -724,9 +715,14 @@ impl Vault {
     /// Every snapshot, the readable ones (oldest first) apart from the unreadable ones, so one
     /// damaged or newer snapshot does not hide the others.
     pub fn scan_snapshots(&self) -> Result<SnapshotScan> {
+        self.scan_snapshots_listed(1)
+    }
+
+    /// [`Vault::scan_snapshots`] over the union of `listings` listings of `snapshots/`.
+    pub fn scan_snapshots_listed(&self, listings: usize) -> Result<SnapshotScan> {
         // A snapshot that vanishes between listing and reading was forgotten meanwhile.
         let loaded: Vec<(Id, Result<Option<Snapshot>>)> = self
-            .list_ids(SNAPSHOTS)?
+            .list_ids_union(SNAPSHOTS, listings)?
             .par_iter()
             .map(|(id, _)| (*id, self.load_snapshot_if_present(id)))
             .collect();

@@ -114,6 +114,7 @@ pub fn forget(a: ForgetArgs) -> Result<u8> {
             } else {
                 Default::default()
             },
+            ..PruneOptions::default()
         };
         Some(sitevault::prune::prune(&vault, &opts, &|| lock.check())?)
     } else {

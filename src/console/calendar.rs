@@ -43,7 +43,7 @@ impl Month {
                 Err(_) => break,
             }
         }
-        while cells.len() % 7 != 0 {
+        while !cells.len().is_multiple_of(7) {
             cells.push(Cell {
                 date: None,
                 points: 0,

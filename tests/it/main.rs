@@ -22,6 +22,7 @@ mod index_budget;
 mod index_cache;
 mod kill;
 mod prune;
+mod prune_index;
 mod repair;
 mod restore_options;
 mod roundtrip;
