@@ -2,7 +2,9 @@
 //! 100 M) chunks, written as a backup writes them (sealed, 8 packs of 500 blobs per index file,
 //! in a local-folder vault), then measures what every backup pays before it reads a byte: the
 //! load time (`Vault::load_index`: list, read, open, decode, sort), the heap it keeps (a
-//! counting allocator), and the lookup rate for known and unknown ids on one core and on all.
+//! counting allocator), and the lookup rate for known and unknown ids on one core and on all;
+//! then a real `sitevault backup` and `sitevault prune --dry-run` of the vault, each with its
+//! index in memory and on disk, timed and their peak RSS measured.
 //!
 //! `cargo bench --bench index_scale` (sizes: `SITEVAULT_BENCH_INDEX_SIZES=1M,10M,100M`; the
 //! default is `1M,10M`; 100 M needs about 10 GB of RAM and 5 GB of disk). Results are printed
@@ -160,7 +162,38 @@ fn run(n: usize, dir: &std::path::Path) -> serde_json::Value {
         .iter()
         .map(|budget| backup(dir, n, budget))
         .collect();
-    json!({"chunks": n, "index_files": files, "stored_bytes": stored, "write_secs": write_secs, "modes": modes, "backups": backups})
+    // Prune's analysis over the same vault (a dry run: every synthetic pack is unused, so a
+    // real prune would only delete them). `SITEVAULT_BENCH_COMPARE_BIN` runs another build
+    // of sitevault the same way, for before/after figures.
+    let mut bins = vec![("this build".to_string(), env!("CARGO_BIN_EXE_sitevault").to_string())];
+    if let Ok(other) = std::env::var("SITEVAULT_BENCH_COMPARE_BIN") {
+        bins.push((other.clone(), other));
+    }
+    let mut prunes = Vec::new();
+    for (label, bin) in &bins {
+        for budget in ["32MiB", "unlimited"] {
+            prunes.push(prune(dir, n, bin, label, budget));
+        }
+    }
+    json!({"chunks": n, "index_files": files, "stored_bytes": stored, "write_secs": write_secs, "modes": modes, "backups": backups, "prunes": prunes})
+}
+
+/// `sitevault prune --dry-run` with `--index-memory budget`, by the binary `bin`.
+fn prune(dir: &std::path::Path, n: usize, bin: &str, label: &str, budget: &str) -> serde_json::Value {
+    let mut cmd = std::process::Command::new(bin);
+    cmd.env("SITEVAULT_PASSWORD", "index bench")
+        .args(["prune", "--dry-run", "--json", "--index-memory", budget, "--repo"])
+        .arg(dir);
+    let m = measure::run(cmd).expect("sitevault prune");
+    let v: serde_json::Value = serde_json::from_str(&m.stdout).expect("prune --json");
+    println!(
+        "{n:>11} chunks, prune --dry-run with --index-memory {budget} ({label}): {:.2} s, peak RSS {:.0} MiB (index on disk: {}, {} packs would go)",
+        m.secs,
+        m.rss_kib as f64 / 1024.0,
+        v["index_on_disk"],
+        v["packs_deleted"]
+    );
+    json!({"binary": label, "index_memory": budget, "secs": m.secs, "cpu_secs": m.cpu_secs, "peak_rss_mib": m.rss_kib as f64 / 1024.0, "index_on_disk": v["index_on_disk"], "packs_deleted": v["packs_deleted"]})
 }
 
 /// A real `sitevault backup` of a small folder into the vault, with `--index-memory budget`:
