@@ -165,7 +165,10 @@ fn run(n: usize, dir: &std::path::Path) -> serde_json::Value {
     // Prune's analysis over the same vault (a dry run: every synthetic pack is unused, so a
     // real prune would only delete them). `SITEVAULT_BENCH_COMPARE_BIN` runs another build
     // of sitevault the same way, for before/after figures.
-    let mut bins = vec![("this build".to_string(), env!("CARGO_BIN_EXE_sitevault").to_string())];
+    let mut bins = vec![(
+        "this build".to_string(),
+        env!("CARGO_BIN_EXE_sitevault").to_string(),
+    )];
     if let Ok(other) = std::env::var("SITEVAULT_BENCH_COMPARE_BIN") {
         bins.push((other.clone(), other));
     }
@@ -179,10 +182,23 @@ fn run(n: usize, dir: &std::path::Path) -> serde_json::Value {
 }
 
 /// `sitevault prune --dry-run` with `--index-memory budget`, by the binary `bin`.
-fn prune(dir: &std::path::Path, n: usize, bin: &str, label: &str, budget: &str) -> serde_json::Value {
+fn prune(
+    dir: &std::path::Path,
+    n: usize,
+    bin: &str,
+    label: &str,
+    budget: &str,
+) -> serde_json::Value {
     let mut cmd = std::process::Command::new(bin);
     cmd.env("SITEVAULT_PASSWORD", "index bench")
-        .args(["prune", "--dry-run", "--json", "--index-memory", budget, "--repo"])
+        .args([
+            "prune",
+            "--dry-run",
+            "--json",
+            "--index-memory",
+            budget,
+            "--repo",
+        ])
         .arg(dir);
     let m = measure::run(cmd).expect("sitevault prune");
     let v: serde_json::Value = serde_json::from_str(&m.stdout).expect("prune --json");

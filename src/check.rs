@@ -17,7 +17,7 @@ use crate::config::ConfigAuth;
 use crate::error::{Error, Result};
 use crate::forget::{ChainBreak, FORGETS, chain_breaks, scan_forgets};
 use crate::id::Id;
-use crate::index::{Index, IndexPack};
+use crate::index::{Index, IndexFile, IndexPack};
 use crate::pack::{BlobKind, PackedBlob};
 use crate::snapshot::Snapshot;
 use crate::tree::NodeKind;
@@ -142,6 +142,8 @@ pub struct CheckReport {
     /// Snapshots another one names as its predecessor that are gone with no forget record
     /// naming them: deleted outside sitevault (formats/ §9.3).
     pub vanished_snapshots: Vec<ChainBreak>,
+    /// Whether check kept its index in a working file (past `--index-memory`, formats/ §7.4).
+    pub index_on_disk: bool,
 }
 
 impl CheckReport {
@@ -209,6 +211,26 @@ fn tamper_evidence(vault: &Vault, snaps: &SnapshotScan, report: &mut CheckReport
     Ok(())
 }
 
+/// What is wrong with one listing of a pack in an index file.
+enum Finding {
+    /// The pack is not stored: the blobs the listing names.
+    Missing(Vec<Id>),
+    Disagrees(String),
+    Unreadable(String),
+}
+
+/// Index files fetched at once (in parallel) by `check`.
+const INDEX_BATCH: usize = 32;
+
+/// What `read_data` needs to know of the packs.
+struct ReadView<'a> {
+    stored: &'a [(Id, u64)],
+    /// Each listed pack with the index file (a number into `file_ids`) that lists it first.
+    listed: &'a [(Id, u32)],
+    file_ids: &'a [Id],
+    unindexed: &'a [IndexPack],
+}
+
 /// What `check` learned about packs and blobs before it walks the snapshots.
 #[derive(Default)]
 struct Damage {
@@ -239,22 +261,83 @@ pub fn check(vault: &Vault, opts: &CheckOptions) -> Result<CheckReport> {
         report.errors.push(problem(name, why));
     }
 
-    // Index files.
-    let scan = vault.scan_index()?;
-    report.index_files = scan.all.len();
-    for (id, e) in &scan.unreadable {
-        report.errors.push(problem(
-            format!("{INDEX}/{}", id.to_hex()),
-            format!(
-                "{e}; backup and restore stop on it until `sitevault repair index` (or `sitevault prune`) rebuilds the index from the pack headers"
-            ),
-        ));
+    // Index files, a batch at a time: each file's packs go into the index restore would use
+    // and have their headers read and compared at once, so one batch is held decoded, never
+    // the whole index (issue 18).
+    let mut stored = vault.list_ids(DATA)?;
+    stored.sort_unstable();
+    report.packs = stored.len();
+    let size_of = |id: &Id| {
+        stored
+            .binary_search_by(|(s, _)| s.cmp(id))
+            .ok()
+            .map(|i| stored[i].1)
+    };
+    let index_ids = vault.list_ids_union(INDEX, 1)?;
+    report.index_files = index_ids.len();
+    let expected = index_ids.iter().map(|(_, s)| *s).sum::<u64>() / 30;
+    let mut builder = vault.index_builder(expected)?;
+    let mut file_ids: Vec<Id> = Vec::new();
+    let mut readable: Vec<bool> = Vec::new();
+    let mut superseded: HashSet<Id> = HashSet::new();
+    // Every (pack, file) listing: a pack's first listing in a file in force is the one checked.
+    let mut listings: Vec<(Id, u32)> = Vec::new();
+    // What is wrong with a listing; it counts only if its file turns out to be in force.
+    let mut findings: HashMap<(Id, u32), Finding> = HashMap::new();
+    for batch in index_ids.chunks(INDEX_BATCH) {
+        let loaded: Vec<(Id, Result<IndexFile>)> = batch
+            .par_iter()
+            .map(|(id, _)| (*id, vault.read_index_file(id)))
+            .collect();
+        let mut to_read: Vec<(u32, &IndexPack, u64)> = Vec::new();
+        for (id, r) in &loaded {
+            let file = file_ids.len() as u32;
+            file_ids.push(*id);
+            readable.push(r.is_ok());
+            let f = match r {
+                Ok(f) => f,
+                Err(e) => {
+                    report.errors.push(problem(
+                        format!("{INDEX}/{}", id.to_hex()),
+                        format!(
+                            "{e}; backup and restore stop on it until `sitevault repair index` (or `sitevault prune`) rebuilds the index from the pack headers"
+                        ),
+                    ));
+                    continue;
+                }
+            };
+            builder.add_file(*id, f)?;
+            superseded.extend(f.supersedes.iter().copied());
+            for p in &f.packs {
+                listings.push((p.id, file));
+                match size_of(&p.id) {
+                    Some(size) => to_read.push((file, p, size)),
+                    None => {
+                        findings.insert(
+                            (p.id, file),
+                            Finding::Missing(p.blobs.iter().map(|b| b.id).collect()),
+                        );
+                    }
+                }
+            }
+        }
+        let found: Vec<(Id, u32, Option<Finding>)> = to_read
+            .par_iter()
+            .map(|&(file, want, size)| {
+                let f = match vault.read_pack_header(&want.id, size) {
+                    Ok(got) => disagreement(want, &got, size).map(Finding::Disagrees),
+                    Err(e) => Some(Finding::Unreadable(e.to_string())),
+                };
+                (want.id, file, f)
+            })
+            .collect();
+        for (pack, file, f) in found {
+            if let Some(f) = f {
+                findings.insert((pack, file), f);
+            }
+        }
     }
-    let stale = scan
-        .all
-        .iter()
-        .filter(|id| scan.superseded.contains(id))
-        .count();
+    let stale = file_ids.iter().filter(|id| superseded.contains(id)).count();
     if stale > 0 {
         report.warnings.push(problem(
             INDEX,
@@ -264,89 +347,80 @@ pub fn check(vault: &Vault, opts: &CheckOptions) -> Result<CheckReport> {
         ));
     }
 
-    // Packs: every indexed pack exists, and its header agrees with the index.
-    let stored: HashMap<Id, u64> = vault.list_ids(DATA)?.into_iter().collect();
-    report.packs = stored.len();
-    let indexed: HashMap<Id, IndexPack> =
-        scan.into_packs().into_iter().map(|p| (p.id, p)).collect();
-    let mut missing: Vec<&IndexPack> = indexed
-        .values()
-        .filter(|p| !stored.contains_key(&p.id))
+    // Each pack restore would read through the index: its first listing in a file in force.
+    let in_force =
+        |file: u32| readable[file as usize] && !superseded.contains(&file_ids[file as usize]);
+    let mut listed: Vec<(Id, u32)> = listings
+        .into_iter()
+        .filter(|(_, file)| in_force(*file))
         .collect();
-    missing.sort_by_key(|p| p.id);
-    for p in missing {
-        report.errors.push(problem(
-            pack_label(&p.id),
-            format!(
-                "listed in the index ({} blobs) but missing from storage",
-                p.blobs.len()
+    listed.sort_unstable();
+    listed.dedup_by_key(|(id, _)| *id);
+    let is_listed = |id: &Id| listed.binary_search_by(|(p, _)| p.cmp(id)).is_ok();
+    let mut decided: Vec<(Id, Finding)> = listed
+        .iter()
+        .filter_map(|k| findings.remove(k).map(|f| (k.0, f)))
+        .collect();
+    drop(findings);
+    // Missing packs first, then the headers that disagree or cannot be read, each by pack id.
+    decided.sort_by_key(|(id, f)| (!matches!(f, Finding::Missing(_)), *id));
+    for (id, f) in decided {
+        damage.packs.insert(id);
+        let detail = match f {
+            Finding::Missing(blobs) => {
+                let n = blobs.len();
+                damage.blobs.extend(blobs.into_iter().map(|b| (id, b)));
+                format!("listed in the index ({n} blobs) but missing from storage")
+            }
+            Finding::Disagrees(why) => format!("its header disagrees with the index: {why}"),
+            Finding::Unreadable(e) => format!(
+                "its header cannot be read: {e}; run `sitevault check --read-data` to see which blobs are affected, and `sitevault repair packs --from <vault>` to heal it from a copy"
             ),
-        ));
-        damage.packs.insert(p.id);
-        for b in &p.blobs {
-            damage.blobs.insert((p.id, b.id));
-        }
+        };
+        report.errors.push(problem(pack_label(&id), detail));
     }
-    let mut by_id: Vec<(Id, u64)> = stored.iter().map(|(i, s)| (*i, *s)).collect();
-    by_id.sort();
-    // Headers are read a batch at a time (in parallel) and each dropped once compared, so
-    // they are never all in memory beside the index.
-    let headers = by_id.chunks(HEADER_BATCH).flat_map(|batch| {
-        batch
+
+    // Packs no index file in force lists: their blobs tell "in no index, but recoverable"
+    // from "lost".
+    let orphans: Vec<(Id, u64)> = stored
+        .iter()
+        .filter(|(id, _)| !is_listed(id))
+        .copied()
+        .collect();
+    let mut unindexed: Vec<IndexPack> = Vec::new();
+    for batch in orphans.chunks(HEADER_BATCH) {
+        let headers: Vec<(Id, Result<IndexPack>)> = batch
             .par_iter()
             .map(|(id, size)| (*id, vault.read_pack_header(id, *size)))
-            .collect::<Vec<_>>()
-    });
-    // Blobs of packs no index lists: used to tell "in no index, but recoverable" from "lost".
-    let mut unindexed: Vec<IndexPack> = Vec::new();
-    for (id, h) in headers {
-        match (indexed.get(&id), h) {
-            (Some(want), Ok(got)) => {
-                if let Some(why) = disagreement(want, &got, stored[&id]) {
-                    report.errors.push(problem(
+            .collect();
+        for (id, h) in headers {
+            match h {
+                Ok(got) => {
+                    report.warnings.push(problem(
                         pack_label(&id),
-                        format!("its header disagrees with the index: {why}"),
+                        "in no index (an interrupted backup or prune left it); the next backup or prune indexes it",
                     ));
-                    damage.packs.insert(id);
+                    unindexed.push(got);
                 }
-            }
-            (Some(_), Err(e)) => {
-                report.errors.push(problem(
+                Err(e) => report.warnings.push(problem(
                     pack_label(&id),
-                    format!(
-                        "its header cannot be read: {e}; run `sitevault check --read-data` to see which blobs are affected, and `sitevault repair packs --from <vault>` to heal it from a copy"
-                    ),
-                ));
-                damage.packs.insert(id);
+                    if e.kind() == crate::error::ErrorKind::Corrupt {
+                        format!(
+                            "in no index and damaged ({e}); nothing refers to it, and `sitevault prune` deletes it once every index file reads"
+                        )
+                    } else {
+                        format!(
+                            "in no index and its header cannot be read ({e}); nothing refers to it"
+                        )
+                    },
+                )),
             }
-            (None, Ok(got)) => {
-                report.warnings.push(problem(
-                    pack_label(&id),
-                    "in no index (an interrupted backup or prune left it); the next backup or prune indexes it",
-                ));
-                unindexed.push(got);
-            }
-            (None, Err(e)) => report.warnings.push(problem(
-                pack_label(&id),
-                if e.kind() == crate::error::ErrorKind::Corrupt {
-                    format!(
-                        "in no index and damaged ({e}); nothing refers to it, and `sitevault prune` deletes it once every index file reads"
-                    )
-                } else {
-                    format!("in no index and its header cannot be read ({e}); nothing refers to it")
-                },
-            )),
         }
     }
 
     // The index restore would use: the index files' view of the packs.
-    let mut index = Index::new();
-    let mut listed: Vec<&IndexPack> = indexed.values().collect();
-    listed.sort_by_key(|p| p.id);
-    for p in listed {
-        index.add_pack(p.id, p.kind, &p.blobs);
-    }
-    index.finish();
+    let index = builder.finish()?;
+    report.index_on_disk = index.is_on_disk();
     let mut spare = Index::new();
     for p in &unindexed {
         spare.add_pack(p.id, p.kind, &p.blobs);
@@ -354,15 +428,13 @@ pub fn check(vault: &Vault, opts: &CheckOptions) -> Result<CheckReport> {
     spare.finish();
 
     if opts.read_data != ReadData::None {
-        read_data(
-            vault,
-            opts.read_data,
-            &stored,
-            &indexed,
-            &unindexed,
-            &mut report,
-            &mut damage,
-        )?;
+        let view = ReadView {
+            stored: &stored,
+            listed: &listed,
+            file_ids: &file_ids,
+            unindexed: &unindexed,
+        };
+        read_data(vault, opts.read_data, &view, &mut report, &mut damage)?;
     }
 
     // Snapshots and everything they reach.
@@ -391,11 +463,11 @@ pub fn check(vault: &Vault, opts: &CheckOptions) -> Result<CheckReport> {
     // Trees are read through the index files plus the headers of packs no index lists, so a
     // damaged or lost index file hides nothing else; what only those packs hold is reported
     // below as needing a prune, not as lost.
-    let mut full = index.clone();
-    for p in &unindexed {
-        full.add_pack(p.id, p.kind, &p.blobs);
-    }
-    full.finish();
+    let full = if unindexed.is_empty() {
+        std::borrow::Cow::Borrowed(&index)
+    } else {
+        std::borrow::Cow::Owned(index.with_packs(&unindexed))
+    };
     let files = FileCheck::new(
         vault,
         &full,
@@ -404,6 +476,8 @@ pub fn check(vault: &Vault, opts: &CheckOptions) -> Result<CheckReport> {
         &spare,
         &damage,
     );
+    // A lookup the on-disk index could not read answered "not found": say so, not "lost".
+    index.check_io()?;
     report.trees = files.skeleton.len() + files.failed.len();
     let mut failed: Vec<(&Id, &Error)> = files.failed.iter().collect();
     failed.sort_by_key(|(id, _)| **id);
@@ -457,24 +531,29 @@ fn disagreement(want: &IndexPack, got: &IndexPack, size: u64) -> Option<String> 
 fn read_data(
     vault: &Vault,
     which: ReadData,
-    stored: &HashMap<Id, u64>,
-    indexed: &HashMap<Id, IndexPack>,
-    unindexed: &[IndexPack],
+    view: &ReadView,
     report: &mut CheckReport,
     damage: &mut Damage,
 ) -> Result<()> {
     let seed: [u8; 32] = crate::crypto::random_array()?;
-    let spare: HashMap<Id, &IndexPack> = unindexed.iter().map(|p| (p.id, p)).collect();
-    let mut selected: Vec<Id> = stored
-        .keys()
+    let spare: HashMap<Id, &IndexPack> = view.unindexed.iter().map(|p| (p.id, p)).collect();
+    let listed_in = |id: &Id| {
+        view.listed
+            .binary_search_by(|(p, _)| p.cmp(id))
+            .ok()
+            .map(|i| view.file_ids[view.listed[i].1 as usize])
+    };
+    // Stored packs are listed in id order.
+    let selected: Vec<Id> = view
+        .stored
+        .iter()
+        .map(|(id, _)| *id)
         .filter(|id| match which {
             ReadData::None => false,
             ReadData::All => true,
             ReadData::Subset(s) => s.selects(id, &seed),
         })
-        .copied()
         .collect();
-    selected.sort();
     struct PackRead {
         id: Id,
         bytes: u64,
@@ -497,9 +576,6 @@ fn read_data(
                     bad: vec![],
                     fetch: None,
                 };
-                let listed = indexed.get(id).or(spare.get(id).copied());
-                let blobs: &[PackedBlob] = listed.map_or(&[], |p| &p.blobs);
-                let kind = listed.map_or(BlobKind::Data, |p| p.kind);
                 let name = pack_name(id);
                 let bytes = match vault.store().get(&name) {
                     Ok(Some(b)) => b,
@@ -512,9 +588,46 @@ fn read_data(
                         return r;
                     }
                 };
+                // The blobs to open: a listed pack's own header (already compared with the
+                // index), or, when the download's header does not parse, the index file's
+                // listing read again; an unindexed pack's header as read before.
+                let own = || {
+                    let kind = crate::pack::parse_preamble(&bytes)?;
+                    let blobs = crate::pack::parse_header(
+                        vault.sealer(),
+                        &bytes,
+                        bytes.len() as u64,
+                    )?;
+                    Ok::<_, Error>((kind, blobs))
+                };
+                let from_index = |file: &Id| -> Result<Option<(BlobKind, Vec<PackedBlob>)>> {
+                    let f = vault.read_index_file(file)?;
+                    Ok(f.packs
+                        .into_iter()
+                        .find(|p| p.id == *id)
+                        .map(|p| (p.kind, p.blobs)))
+                };
+                let (kind, blobs) = match (spare.get(id), listed_in(id)) {
+                    (Some(p), _) => (p.kind, p.blobs.clone()),
+                    (None, Some(file)) => match own() {
+                        Ok(kb) => kb,
+                        Err(_) => match from_index(&file) {
+                            Ok(Some(kb)) => kb,
+                            Ok(None) => (BlobKind::Data, vec![]),
+                            Err(e) => {
+                                r.fetch = Some(format!(
+                                    "its header does not parse and index/{} cannot be read again: {e}",
+                                    file.to_hex()
+                                ));
+                                return r;
+                            }
+                        },
+                    },
+                    (None, None) => (BlobKind::Data, vec![]),
+                };
                 r.bytes = bytes.len() as u64;
                 r.hash_ok = Id::of_object(&bytes) == *id;
-                for b in blobs {
+                for b in &blobs {
                     r.blobs += 1;
                     let range = b.offset as usize..b.offset as usize + b.stored_len as usize;
                     let opened = match bytes.get(range) {
@@ -559,7 +672,7 @@ fn read_data(
             continue;
         }
         damage.packs.insert(r.id);
-        if indexed.contains_key(&r.id) {
+        if listed_in(&r.id).is_some() {
             report.errors.push(problem(&label, what.join("; ")));
         } else {
             report.warnings.push(problem(
@@ -597,7 +710,6 @@ struct FileCheck {
 struct FileFindings {
     skeleton: HashMap<Id, Vec<(Vec<u8>, Option<Id>)>>,
     bad_files: HashSet<Id>,
-    seen: HashSet<Id>,
     unindexed: Vec<Id>,
     wrong_kind: Vec<Id>,
     spare_only: usize,
@@ -615,13 +727,16 @@ impl FileCheck {
         damage: &Damage,
     ) -> FileCheck {
         let found = std::sync::Mutex::new(FileFindings::default());
+        // Chunks seen: one bit per index entry, and the few the index lacks by id.
+        let seen = crate::used::UsedSet::new(index.positions());
+        let seen_other: std::sync::Mutex<HashSet<Id>> = Default::default();
         let failed = crate::walk::visit_trees(vault, full, roots, &|tid, t| {
-            let mut g = found.lock().unwrap_or_else(|p| p.into_inner());
-            let f = &mut *g;
+            // Looked up outside the lock (an on-disk index reads for each), gathered after.
+            let mut mine = FileFindings::default();
             // Only in packs no index lists: intact, but restore cannot find it.
             if !index.contains(&tid) {
-                f.lost_trees.insert(tid);
-                f.spare_only += 1;
+                mine.lost_trees.insert(tid);
+                mine.spare_only += 1;
             }
             let mut skel = Vec::new();
             for n in &t.nodes {
@@ -636,24 +751,33 @@ impl FileCheck {
                 let mut bad = false;
                 let mut total = 0u64;
                 for c in chunks {
-                    let first = f.seen.insert(*c);
-                    match index.get(c).or_else(|| spare.get(c)) {
+                    let (first, loc, indexed) = match index.locate(c) {
+                        Some((pos, loc)) => (seen.insert(pos), Some(loc), true),
+                        None => {
+                            let first = seen_other
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .insert(*c);
+                            (first, spare.get(c), false)
+                        }
+                    };
+                    match loc {
                         None => {
                             bad = true;
                             if first {
-                                f.unindexed.push(*c);
+                                mine.unindexed.push(*c);
                             }
                         }
                         Some(loc) if loc.kind != BlobKind::Data => {
                             bad = true;
                             if first {
-                                f.wrong_kind.push(*c);
+                                mine.wrong_kind.push(*c);
                             }
                         }
                         Some(loc) => {
-                            if !index.contains(c) {
+                            if !indexed {
                                 bad = true;
-                                f.spare_only += usize::from(first);
+                                mine.spare_only += usize::from(first);
                             }
                             total += loc.raw_len as u64;
                             bad |= damage.blobs.contains(&(loc.pack, *c));
@@ -662,14 +786,22 @@ impl FileCheck {
                 }
                 if !bad && total != n.size {
                     bad = true;
-                    f.sizes.push((tid, n.name.clone(), n.size, total));
+                    mine.sizes.push((tid, n.name.clone(), n.size, total));
                 }
                 if bad {
-                    f.bad_files.insert(tid);
+                    mine.bad_files.insert(tid);
                     skel.push((n.name.clone(), None));
                 }
             }
+            let mut g = found.lock().unwrap_or_else(|p| p.into_inner());
+            let f = &mut *g;
             f.skeleton.insert(tid, skel);
+            f.lost_trees.extend(mine.lost_trees);
+            f.bad_files.extend(mine.bad_files);
+            f.unindexed.append(&mut mine.unindexed);
+            f.wrong_kind.append(&mut mine.wrong_kind);
+            f.sizes.append(&mut mine.sizes);
+            f.spare_only += mine.spare_only;
         });
         let mut f = found.into_inner().unwrap_or_else(|p| p.into_inner());
         // Trees are visited in parallel: report the lowest ids, so runs agree.
@@ -685,7 +817,11 @@ impl FileCheck {
             lost_trees,
             bad_files: f.bad_files,
             problems: Vec::new(),
-            data_blobs: f.seen.len(),
+            data_blobs: seen.count()
+                + seen_other
+                    .into_inner()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .len(),
         };
         let (unindexed, spare_only, wrong_kind, sizes) =
             (f.unindexed, f.spare_only, f.wrong_kind, f.sizes);

@@ -198,6 +198,16 @@ impl Index {
         self.buckets = buckets;
     }
 
+    /// This index with `packs` added (an on-disk part is shared, not copied).
+    pub fn with_packs(&self, packs: &[IndexPack]) -> Index {
+        let mut i = self.clone();
+        for p in packs {
+            i.add_pack(p.id, p.kind, &p.blobs);
+        }
+        i.finish();
+        i
+    }
+
     /// An index whose loaded part lives on disk.
     pub fn on_disk(disk: crate::disk_index::DiskIndex) -> Index {
         let mut i = Index::new();
@@ -252,17 +262,26 @@ impl Index {
     }
 
     pub fn get(&self, id: &Id) -> Option<BlobLocation> {
-        let Some(e) = self.find(id).map(|i| &self.entries[i]) else {
-            return self.disk.as_ref().and_then(|d| d.get(id));
+        self.locate(id).map(|(_, l)| l)
+    }
+
+    /// [`Index::get`] with the entry's [`Index::position`], in one lookup.
+    pub fn locate(&self, id: &Id) -> Option<(u64, BlobLocation)> {
+        let Some(at) = self.find(id) else {
+            return self.disk.as_ref().and_then(|d| d.locate(id));
         };
+        let e = &self.entries[at];
         let (pack, kind) = self.packs[e.pack as usize];
-        Some(BlobLocation {
-            pack,
-            kind,
-            offset: e.offset,
-            stored_len: e.stored_len,
-            raw_len: e.raw_len,
-        })
+        Some((
+            self.disk_len() + at as u64,
+            BlobLocation {
+                pack,
+                kind,
+                offset: e.offset,
+                stored_len: e.stored_len,
+                raw_len: e.raw_len,
+            },
+        ))
     }
 
     /// Positions run `0..positions()`: one per entry, so a bitmap of this many bits can mark

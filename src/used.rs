@@ -18,7 +18,8 @@ pub struct UsedSet {
 }
 
 impl UsedSet {
-    fn new(positions: u64) -> UsedSet {
+    /// An empty set for an index of `positions` entries ([`Index::positions`]).
+    pub fn new(positions: u64) -> UsedSet {
         UsedSet {
             bits: (0..positions.div_ceil(64))
                 .map(|_| AtomicU64::new(0))
@@ -27,7 +28,13 @@ impl UsedSet {
     }
 
     fn mark(&self, pos: u64) {
-        self.bits[(pos / 64) as usize].fetch_or(1 << (pos % 64), Ordering::Relaxed);
+        self.insert(pos);
+    }
+
+    /// Mark position `pos`; true if it was not marked before.
+    pub fn insert(&self, pos: u64) -> bool {
+        let bit = 1 << (pos % 64);
+        self.bits[(pos / 64) as usize].fetch_or(bit, Ordering::Relaxed) & bit == 0
     }
 
     /// Whether the blob at index position `pos` is used.

@@ -103,3 +103,68 @@ fn a_bad_index_memory_is_named() {
         o.stderr
     );
 }
+
+/// Run `args --json --index-memory budget` on `repo`: exit code and JSON report.
+fn report(repo: &Path, args: &[&str], budget: &str) -> (i32, serde_json::Value) {
+    let o = run(sv()
+        .args(args)
+        .args(["--json", "--index-memory", budget, "--repo"])
+        .arg(repo));
+    let v = serde_json::from_str(&o.stdout)
+        .unwrap_or_else(|e| panic!("{args:?}: {e}: {}{}", o.stdout, o.stderr));
+    (o.code, v)
+}
+
+#[test]
+fn check_and_prune_with_the_index_on_disk_report_as_in_memory() {
+    let w = tempfile::tempdir().unwrap();
+    let src = w.path().join("src");
+    let repo = w.path().join("vault");
+    init_vault_with(&repo, &["--pack-size", "64KiB"]);
+    random_files(&src, 20, 3, 30_000);
+    backup(&repo, &src, "unlimited");
+    random_files(&src, 5, 4, 30_000);
+    backup(&repo, &src, "unlimited");
+
+    // What prune would do, in memory and on disk.
+    let (code_m, mut pm) = report(&repo, &["prune", "--dry-run"], "unlimited");
+    let (code_d, mut pd) = report(&repo, &["prune", "--dry-run"], "1KiB");
+    assert_eq!((code_m, code_d), (0, 0));
+    assert_eq!(pm["index_on_disk"], false);
+    assert_eq!(pd["index_on_disk"], true);
+    pm["index_on_disk"] = serde_json::Value::Null;
+    pd["index_on_disk"] = serde_json::Value::Null;
+    assert_eq!(pm, pd, "prune finds the same on disk as in memory");
+
+    // Damage: one pack gone, a byte flipped in another. check --read-data names the same
+    // packs, blobs, files and snapshots either way.
+    let mut packs: Vec<std::path::PathBuf> = fs::read_dir(repo.join("data"))
+        .unwrap()
+        .flat_map(|d| fs::read_dir(d.unwrap().path()).unwrap())
+        .map(|e| e.unwrap().path())
+        .collect();
+    packs.sort();
+    assert!(packs.len() >= 4, "{packs:?}");
+    fs::remove_file(&packs[0]).unwrap();
+    let mut bytes = fs::read(&packs[1]).unwrap();
+    bytes[100] ^= 1;
+    fs::write(&packs[1], bytes).unwrap();
+    let (code_m, mut cm) = report(&repo, &["check", "--read-data"], "unlimited");
+    let (code_d, mut cd) = report(&repo, &["check", "--read-data"], "1KiB");
+    assert_eq!((code_m, code_d), (1, 1), "{cm}");
+    assert_eq!(cm["index_on_disk"], false);
+    assert_eq!(cd["index_on_disk"], true);
+    assert!(cm["errors"].as_array().unwrap().len() >= 2, "{cm}");
+    assert!(
+        !cm["damaged_snapshots"].as_array().unwrap().is_empty(),
+        "{cm}"
+    );
+    cm["index_on_disk"] = serde_json::Value::Null;
+    cd["index_on_disk"] = serde_json::Value::Null;
+    assert_eq!(cm, cd, "check finds the same on disk as in memory");
+    assert_eq!(
+        tmp_files(&repo),
+        Vec::<String>::new(),
+        "working files removed"
+    );
+}
