@@ -693,7 +693,7 @@ fn read_data(
 struct FileCheck {
     /// Loaded trees: their subfolders (name, subtree) and damaged files (name, `None`), in name
     /// order.
-    skeleton: HashMap<Id, Vec<(Vec<u8>, Option<Id>)>>,
+    skeleton: HashMap<Id, Skeleton>,
     failed: HashMap<Id, Error>,
     /// Trees with damage somewhere below them (memoised over the shared trees).
     damaged: HashMap<Id, bool>,
@@ -705,10 +705,13 @@ struct FileCheck {
     data_blobs: usize,
 }
 
+/// A loaded tree's subfolders (name, subtree) and damaged files (name, `None`).
+type Skeleton = Vec<(Vec<u8>, Option<Id>)>;
+
 /// What the visits of all trees found, gathered under one lock.
 #[derive(Default)]
 struct FileFindings {
-    skeleton: HashMap<Id, Vec<(Vec<u8>, Option<Id>)>>,
+    skeleton: HashMap<Id, Skeleton>,
     bad_files: HashSet<Id>,
     unindexed: Vec<Id>,
     wrong_kind: Vec<Id>,

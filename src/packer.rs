@@ -228,7 +228,7 @@ fn upload_worker(vault: &Vault, rx: &Mutex<Receiver<PackWriter>>) -> Result<Uplo
     while let Some(w) = next_pack(rx) {
         let kind = w.kind();
         let (bytes, id, blobs) = w.finish(vault.sealer())?;
-        done.bytes += bytes.len() as u64;
+        done.bytes += bytes.len();
         done.packs += 1;
         vault.save_pack(&id, bytes)?;
         unindexed.push(IndexPack { id, kind, blobs });
