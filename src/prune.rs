@@ -538,7 +538,9 @@ pub fn prune(
     for (p, _) in written {
         out.push(p)?;
     }
-    report.index_files_written = out.finish(&old)?;
+    // Files only superseded already need no new record while their superseder stays.
+    let replaces = replace.iter().any(|r| *r);
+    report.index_files_written = out.finish(&old, replaces)?;
     report.index_files_replaced = old.len();
 
     // 7. Deletions, now that no index in force names what goes.
@@ -595,10 +597,10 @@ impl<'a> IndexOut<'a> {
         Ok(())
     }
 
-    /// Store the last file, superseding `old` in one atomic write (none is needed when there
-    /// is nothing to supersede or name). Returns how many files were written.
-    fn finish(mut self, old: &[Id]) -> Result<usize> {
-        if !old.is_empty() || !self.cur.packs.is_empty() {
+    /// Store the last file, superseding `old` in one atomic write (none is needed when no file
+    /// is `replaced` and nothing is left to name). Returns how many files were written.
+    fn finish(mut self, old: &[Id], replaced: bool) -> Result<usize> {
+        if replaced || !self.cur.packs.is_empty() {
             self.cur.supersedes = old.to_vec();
             self.vault.save_index(&self.cur)?;
             self.written += 1;
