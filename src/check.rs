@@ -13,6 +13,7 @@ use std::str::FromStr;
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::checked::Digest;
 use crate::config::ConfigAuth;
 use crate::error::{Error, Result};
 use crate::forget::{ChainBreak, FORGETS, chain_breaks, scan_forgets};
@@ -91,6 +92,9 @@ pub enum ReadData {
 #[derive(Debug, Clone, Default)]
 pub struct CheckOptions {
     pub read_data: ReadData,
+    /// Read every pack header, even those this host's check record says were verified
+    /// (formats/ §7.6).
+    pub all_headers: bool,
 }
 
 /// One thing found wrong (or, as a warning, untidy but harmless).
@@ -144,6 +148,11 @@ pub struct CheckReport {
     pub vanished_snapshots: Vec<ChainBreak>,
     /// Whether check kept its index in a working file (past `--index-memory`, formats/ §7.4).
     pub index_on_disk: bool,
+    /// Pack headers read and compared with the index.
+    pub headers_read: usize,
+    /// Pack headers not read: this host verified them, with the same index listing, before
+    /// (formats/ §7.6; `--all-headers` reads them all).
+    pub headers_skipped: usize,
 }
 
 impl CheckReport {
@@ -226,7 +235,7 @@ const INDEX_BATCH: usize = 32;
 struct ReadView<'a> {
     stored: &'a [(Id, u64)],
     /// Each listed pack with the index file (a number into `file_ids`) that lists it first.
-    listed: &'a [(Id, u32)],
+    listed: &'a [(Id, u32, Digest)],
     file_ids: &'a [Id],
     unindexed: &'a [IndexPack],
 }
@@ -277,11 +286,18 @@ pub fn check(vault: &Vault, opts: &CheckOptions) -> Result<CheckReport> {
     report.index_files = index_ids.len();
     let expected = index_ids.iter().map(|(_, s)| *s).sum::<u64>() / 30;
     let mut builder = vault.index_builder(expected)?;
+    // Headers this host verified before, with the listing they were compared with.
+    let record_path = crate::checked::record_path(vault);
+    let record = match &record_path {
+        Some(p) if !opts.all_headers => crate::checked::HeaderRecord::load(vault, p),
+        _ => crate::checked::HeaderRecord::default(),
+    };
     let mut file_ids: Vec<Id> = Vec::new();
     let mut readable: Vec<bool> = Vec::new();
     let mut superseded: HashSet<Id> = HashSet::new();
-    // Every (pack, file) listing: a pack's first listing in a file in force is the one checked.
-    let mut listings: Vec<(Id, u32)> = Vec::new();
+    // Every (pack, file) listing with its digest (§7.6): a pack's first listing in a file in
+    // force is the one checked.
+    let mut listings: Vec<(Id, u32, Digest)> = Vec::new();
     // What is wrong with a listing; it counts only if its file turns out to be in force.
     let mut findings: HashMap<(Id, u32), Finding> = HashMap::new();
     for batch in index_ids.chunks(INDEX_BATCH) {
@@ -309,8 +325,11 @@ pub fn check(vault: &Vault, opts: &CheckOptions) -> Result<CheckReport> {
             builder.add_file(*id, f)?;
             superseded.extend(f.supersedes.iter().copied());
             for p in &f.packs {
-                listings.push((p.id, file));
-                match size_of(&p.id) {
+                let size = size_of(&p.id);
+                let d = crate::checked::digest(p, size.unwrap_or(0));
+                listings.push((p.id, file, d));
+                match size {
+                    Some(_) if record.contains(&d) => report.headers_skipped += 1,
                     Some(size) => to_read.push((file, p, size)),
                     None => {
                         findings.insert(
@@ -321,6 +340,7 @@ pub fn check(vault: &Vault, opts: &CheckOptions) -> Result<CheckReport> {
                 }
             }
         }
+        report.headers_read += to_read.len();
         let found: Vec<(Id, u32, Option<Finding>)> = to_read
             .par_iter()
             .map(|&(file, want, size)| {
@@ -350,17 +370,23 @@ pub fn check(vault: &Vault, opts: &CheckOptions) -> Result<CheckReport> {
     // Each pack restore would read through the index: its first listing in a file in force.
     let in_force =
         |file: u32| readable[file as usize] && !superseded.contains(&file_ids[file as usize]);
-    let mut listed: Vec<(Id, u32)> = listings
+    let mut listed: Vec<(Id, u32, Digest)> = listings
         .into_iter()
-        .filter(|(_, file)| in_force(*file))
+        .filter(|(_, file, _)| in_force(*file))
         .collect();
     listed.sort_unstable();
-    listed.dedup_by_key(|(id, _)| *id);
-    let is_listed = |id: &Id| listed.binary_search_by(|(p, _)| p.cmp(id)).is_ok();
-    let mut decided: Vec<(Id, Finding)> = listed
-        .iter()
-        .filter_map(|k| findings.remove(k).map(|f| (k.0, f)))
-        .collect();
+    listed.dedup_by_key(|(id, ..)| *id);
+    let is_listed = |id: &Id| listed.binary_search_by(|(p, ..)| p.cmp(id)).is_ok();
+    // What is found wrong is reported; what is not goes into the new record.
+    let mut decided: Vec<(Id, Finding)> = Vec::new();
+    let mut verified: Vec<(Id, Digest)> = Vec::new();
+    for (id, file, d) in &listed {
+        match findings.remove(&(*id, *file)) {
+            Some(f) => decided.push((*id, f)),
+            None if size_of(id).is_some() => verified.push((*id, *d)),
+            None => {}
+        }
+    }
     drop(findings);
     // Missing packs first, then the headers that disagree or cannot be read, each by pack id.
     decided.sort_by_key(|(id, f)| (!matches!(f, Finding::Missing(_)), *id));
@@ -435,6 +461,21 @@ pub fn check(vault: &Vault, opts: &CheckOptions) -> Result<CheckReport> {
             unindexed: &unindexed,
         };
         read_data(vault, opts.read_data, &view, &mut report, &mut damage)?;
+    }
+    // The record for the next check on this host: packs whose header agreed and whose data,
+    // if read, was intact. A record that cannot be written only costs reads next time.
+    if let Some(path) = &record_path {
+        let digests = verified
+            .into_iter()
+            .filter(|(id, _)| !damage.packs.contains(id))
+            .map(|(_, d)| d)
+            .collect();
+        if let Err(e) = crate::checked::save(vault, path, digests) {
+            report.warnings.push(problem(
+                crate::checked::RECORD_FILE,
+                format!("{e}; the next check reads every pack header again"),
+            ));
+        }
     }
 
     // Snapshots and everything they reach.
@@ -539,7 +580,7 @@ fn read_data(
     let spare: HashMap<Id, &IndexPack> = view.unindexed.iter().map(|p| (p.id, p)).collect();
     let listed_in = |id: &Id| {
         view.listed
-            .binary_search_by(|(p, _)| p.cmp(id))
+            .binary_search_by(|(p, ..)| p.cmp(id))
             .ok()
             .map(|i| view.file_ids[view.listed[i].1 as usize])
     };

@@ -7,6 +7,7 @@ pub mod backup;
 pub mod browse;
 pub mod cache;
 pub mod check;
+pub mod checked;
 pub mod chunker;
 pub(crate) mod codec;
 pub mod config;

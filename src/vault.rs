@@ -439,6 +439,11 @@ impl Vault {
         self.index_cache = root.map(|r| crate::cache::IndexCache::new(r, &self.config.id));
     }
 
+    /// This vault's folder in the per-host cache (`<cache root>/<vault id>`), when it has one.
+    pub fn cache_vault_dir(&self) -> Option<&std::path::Path> {
+        self.index_cache.as_ref().and_then(|c| c.dir().parent())
+    }
+
     /// Remove the spool files of the vault folder's own `tmp/` (only under an exclusive lock:
     /// a running backup's packs fill there). Returns how many went.
     pub fn clear_own_spool(&self) -> Result<usize> {

@@ -417,6 +417,10 @@ pub struct CheckArgs {
     /// Like --read-data for a part of the packs: N% (random) or n/t (the n-th of t parts)
     #[arg(long, value_name = "N%|n/t")]
     pub read_data_subset: Option<String>,
+    /// Read every pack header, also those this host verified before (with a cache folder,
+    /// check reads only the headers of new packs and of packs whose index entry changed)
+    #[arg(long)]
+    pub all_headers: bool,
     /// Print JSON
     #[arg(long)]
     pub json: bool,

@@ -19,7 +19,11 @@ pub fn check(a: CheckArgs) -> Result<u8> {
     };
     let vault = open(&a.repo)?;
     let _lock = read_lock(&vault, &a.lock, "check")?;
-    let r = sitevault::check::check(&vault, &CheckOptions { read_data })?;
+    let opts = CheckOptions {
+        read_data,
+        all_headers: a.all_headers,
+    };
+    let r = sitevault::check::check(&vault, &opts)?;
     if a.json {
         let mut v = serde_json::to_value(&r)?;
         v["clean"] = serde_json::Value::Bool(r.is_clean());
@@ -33,6 +37,13 @@ pub fn check(a: CheckArgs) -> Result<u8> {
             r.trees,
             r.data_blobs
         );
+        if r.headers_skipped > 0 {
+            outln!(
+                "read {} pack headers; {} more were verified before on this host with the same index entries (--all-headers reads them too)",
+                r.headers_read,
+                r.headers_skipped
+            );
+        }
         if read_data != ReadData::None {
             outln!(
                 "read {} packs, {} blobs, {}",

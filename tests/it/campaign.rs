@@ -299,6 +299,7 @@ fn check(store: &Arc<MemStore>) -> (Option<Vault>, Result<CheckReport, String>) 
         &vault,
         &CheckOptions {
             read_data: ReadData::All,
+            ..CheckOptions::default()
         },
     )
     .map_err(|e| e.to_string());

@@ -739,6 +739,7 @@ impl World {
                 &v,
                 &CheckOptions {
                     read_data: ReadData::All,
+                    ..CheckOptions::default()
                 },
             )
         });
@@ -773,6 +774,7 @@ impl World {
             &self.clean,
             &CheckOptions {
                 read_data: ReadData::All,
+                ..CheckOptions::default()
             },
         )
         .expect("clean check runs")
@@ -1329,6 +1331,7 @@ fn prune_keeps_a_forget_record_a_read_damaged_in_transit() {
         &vault,
         &CheckOptions {
             read_data: ReadData::None,
+            ..CheckOptions::default()
         },
     )
     .unwrap();

@@ -94,3 +94,104 @@ fn backups_download_only_index_files_they_have_not_seen() {
     backup_gets(&repo, &src, Some(&cache));
     assert_eq!(names(&cdir), after);
 }
+
+/// `check --json` with the cache folder `cache` (and `extra` flags): exit code and report.
+fn check(repo: &Path, cache: &Path, extra: &[&str]) -> (i32, serde_json::Value) {
+    let o = run(sv()
+        .args(["check", "--json"])
+        .args(extra)
+        .arg("--cache-dir")
+        .arg(cache)
+        .arg("--repo")
+        .arg(repo));
+    let v = serde_json::from_str(&o.stdout)
+        .unwrap_or_else(|e| panic!("check --json: {e}: {}{}", o.stdout, o.stderr));
+    (o.code, v)
+}
+
+fn pack_files(repo: &Path) -> Vec<std::path::PathBuf> {
+    let mut packs: Vec<_> = fs::read_dir(repo.join("data"))
+        .unwrap()
+        .flat_map(|d| fs::read_dir(d.unwrap().path()).unwrap())
+        .map(|e| e.unwrap().path())
+        .collect();
+    packs.sort();
+    packs
+}
+
+/// With a cache folder, `check` reads the header of a pack once: later checks on the host read
+/// only new packs' headers (formats/ §7.6). `--all-headers` and `--read-data` still read
+/// everything, and a damaged record is ignored.
+#[test]
+fn check_reads_only_the_pack_headers_it_has_not_verified() {
+    let w = tempfile::tempdir().unwrap();
+    let (repo, src, cache) = (
+        w.path().join("vault"),
+        w.path().join("src"),
+        w.path().join("cache"),
+    );
+    init_vault_with(&repo, &["--pack-size", "64KiB"]);
+    random_files(&src, 12, 5, 40_000);
+    backup_gets(&repo, &src, None);
+    let first = pack_files(&repo);
+
+    let (code, v) = check(&repo, &cache, &[]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["headers_read"], first.len() as u64, "{v}");
+    assert_eq!(v["headers_skipped"], 0, "{v}");
+    let (code, v) = check(&repo, &cache, &[]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["headers_read"], 0, "{v}");
+    assert_eq!(v["headers_skipped"], first.len() as u64, "{v}");
+
+    // A second night: only its packs' headers are read.
+    random_files(&src, 16, 6, 40_000);
+    backup_gets(&repo, &src, None);
+    let now = pack_files(&repo);
+    let added = now.len() - first.len();
+    assert!(added > 0);
+    let (_, v) = check(&repo, &cache, &[]);
+    assert_eq!(v["headers_read"], added as u64, "{v}");
+    assert_eq!(v["headers_skipped"], first.len() as u64, "{v}");
+
+    // A header damaged after it was verified: the record-based check does not read it (the
+    // trade: a structure check reads what is new; --read-data reads everything), while
+    // --all-headers and --read-data find it.
+    let victim = &first[0];
+    let mut bytes = fs::read(victim).unwrap();
+    let at = bytes.len() - 10;
+    bytes[at] ^= 0x40;
+    fs::write(victim, bytes).unwrap();
+    let (code, v) = check(&repo, &cache, &[]);
+    assert_eq!((code, v["headers_read"].as_u64()), (0, Some(0)), "{v}");
+    let name = victim.file_name().unwrap().to_str().unwrap();
+    for flags in [&["--all-headers"][..], &["--read-data"][..]] {
+        let (code, v) = check(&repo, &cache, flags);
+        assert_eq!(code, 1, "{flags:?}: {v}");
+        assert!(
+            v["damaged_packs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p == name),
+            "{flags:?}: {v}"
+        );
+    }
+    // The damaged pack left the record: the next check reads its header again.
+    let (code, v) = check(&repo, &cache, &[]);
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["headers_read"], 1, "{v}");
+
+    // A record that does not open is ignored: every header is read.
+    let record = fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path().join("checked-headers"))
+        .find(|p| p.exists())
+        .expect("a check record in the cache folder");
+    let mut bytes = fs::read(&record).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    fs::write(&record, bytes).unwrap();
+    let (_, v) = check(&repo, &cache, &[]);
+    assert_eq!(v["headers_read"], now.len() as u64, "{v}");
+}
