@@ -32,7 +32,9 @@ fn backup_gets(repo: &Path, src: &Path, cache: Option<&Path>) -> u64 {
 
 #[test]
 fn backups_download_only_index_files_they_have_not_seen() {
-    let w = tempfile::tempdir().unwrap();
+    // Snapshots record the folders above the source too; /tmp changes whenever another test
+    // makes a temporary folder, which would add a tree (and an index file) between runs.
+    let w = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let (repo, src, cache) = (
         w.path().join("vault"),
         w.path().join("src"),
