@@ -578,6 +578,9 @@ fn read_data(
 ) -> Result<()> {
     let seed: [u8; 32] = crate::crypto::random_array()?;
     let spare: HashMap<Id, &IndexPack> = view.unindexed.iter().map(|p| (p.id, p)).collect();
+    // Packs whose header disagrees with the index (or does not read): their blobs are opened
+    // where the index says, as restore would read them, so the files they hit are named.
+    let disputed: BTreeSet<Id> = damage.packs.clone();
     let listed_in = |id: &Id| {
         view.listed
             .binary_search_by(|(p, ..)| p.cmp(id))
@@ -650,6 +653,10 @@ fn read_data(
                 };
                 let (kind, blobs) = match (spare.get(id), listed_in(id)) {
                     (Some(p), _) => (p.kind, p.blobs.clone()),
+                    (None, Some(file)) if disputed.contains(id) => match from_index(&file) {
+                        Ok(Some(kb)) => kb,
+                        Ok(None) | Err(_) => own().unwrap_or((BlobKind::Data, vec![])),
+                    },
                     (None, Some(file)) => match own() {
                         Ok(kb) => kb,
                         Err(_) => match from_index(&file) {

@@ -79,9 +79,12 @@ impl HeaderRecord {
     }
 }
 
-/// Where the record of `vault` lives, when it has a cache folder.
+/// Where the record of `vault` lives, when it has a cache folder: one per location, since a
+/// copy of the vault elsewhere (same id, same key) has headers of its own to verify.
 pub fn record_path(vault: &Vault) -> Option<PathBuf> {
-    vault.cache_vault_dir().map(|d| d.join(RECORD_FILE))
+    let at = blake3::hash(vault.location().as_bytes());
+    let name = format!("{RECORD_FILE}-{}", &at.to_hex()[..16]);
+    vault.cache_vault_dir().map(|d| d.join(name))
 }
 
 /// Store `digests` as the record: sealed, under a temporary name, then renamed into place.

@@ -64,6 +64,8 @@ fn needed(vault: &Vault) -> Result<Vec<String>> {
             packs.insert(pack_name(&l.pack));
         }
     })?;
+    // An on-disk index that failed a read answered "not found": that pack would be left out.
+    index.check_io()?;
     let mut out = vec![CONFIG.to_string()];
     // Forget records too: they are what tells a forgotten snapshot from a deleted one.
     for prefix in [KEYS, INDEX, crate::forget::FORGETS] {

@@ -488,7 +488,10 @@ pub fn prune(
     let small: Vec<usize> = (0..files.len())
         .filter(|&i| !replace[i] && in_force(&files[i]) && files[i].blobs < small_file)
         .collect();
-    let writes = replace.iter().any(|r| *r) || !unindexed.is_empty() || !written.is_empty();
+    let names_unindexed = unindexed
+        .iter()
+        .any(|p| find(&states, &p.id).is_some_and(|s| states[s].fate == Fate::Keep));
+    let writes = replace.iter().any(|r| *r) || names_unindexed || !written.is_empty();
     if writes && small.len() > 1 {
         small.iter().for_each(|&i| replace[i] = true);
     }
@@ -538,9 +541,9 @@ pub fn prune(
     for (p, _) in written {
         out.push(p)?;
     }
-    // Files only superseded already need no new record while their superseder stays.
-    let replaces = replace.iter().any(|r| *r);
-    report.index_files_written = out.finish(&old, replaces)?;
+    // The lock is checked again right before the commit: reading the replaced files again
+    // and storing the earlier files can take a while.
+    report.index_files_written = out.finish(&old, fence)?;
     report.index_files_replaced = old.len();
 
     // 7. Deletions, now that no index in force names what goes.
@@ -597,10 +600,14 @@ impl<'a> IndexOut<'a> {
         Ok(())
     }
 
-    /// Store the last file, superseding `old` in one atomic write (none is needed when no file
-    /// is `replaced` and nothing is left to name). Returns how many files were written.
-    fn finish(mut self, old: &[Id], replaced: bool) -> Result<usize> {
-        if replaced || !self.cur.packs.is_empty() {
+    /// Store the last file, superseding `old` in one atomic write after `fence` (none is needed
+    /// when nothing is superseded or left to name). Returns how many files were written.
+    fn finish(mut self, old: &[Id], fence: &dyn Fn() -> Result<()>) -> Result<usize> {
+        // Already superseded files are listed again even when nothing else is: deleting them
+        // in any order must not bring one back into force (§7.2 counts supersedes lists of
+        // superseded files too).
+        if !old.is_empty() || !self.cur.packs.is_empty() {
+            fence()?;
             self.cur.supersedes = old.to_vec();
             self.vault.save_index(&self.cur)?;
             self.written += 1;

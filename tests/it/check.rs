@@ -869,3 +869,50 @@ fn stats_unused_bytes_is_what_the_next_prune_frees() {
         show(&prune)
     );
 }
+
+/// An index entry that disagrees with its pack (a wrong offset): check reports the pack, and
+/// `--read-data` opens the blob where the index says, as restore would, so it names the file
+/// that restore cannot read (opening it by the pack's own header would find nothing wrong).
+#[test]
+fn read_data_names_the_file_an_index_entry_that_disagrees_with_its_pack_breaks() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("vault");
+    init_vault_with(&repo, &["--pack-size", "64KiB"]);
+    let src = dir.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("only.bin"), random_bytes(91, 20_000)).unwrap();
+    let o = run(sv().args(["backup", "--repo"]).arg(&repo).arg(&src));
+    assert_eq!(o.code, 0, "{}", show(&o));
+
+    // Rewrite the index file naming the data pack with its first blob one byte further on.
+    let store = sitevault::open_store(repo.to_str().unwrap(), false, &Default::default()).unwrap();
+    let vault =
+        sitevault::Vault::open(store.clone(), Some(crate::common::PASSWORD.as_bytes())).unwrap();
+    let scan = vault.scan_index().unwrap();
+    let (old, mut file) = scan
+        .readable
+        .into_iter()
+        .find(|(_, f)| f.packs.iter().any(|p| p.kind == BlobKind::Data))
+        .expect("an index file naming a data pack");
+    let pack = file
+        .packs
+        .iter_mut()
+        .find(|p| p.kind == BlobKind::Data)
+        .unwrap();
+    pack.blobs[0].offset += 1;
+    vault.save_index(&file).unwrap();
+    store.delete(&format!("index/{}", old.to_hex())).unwrap();
+
+    let o = run(sv()
+        .args(["check", "--read-data", "--json", "--repo"])
+        .arg(&repo));
+    assert_eq!(o.code, 1, "{}", show(&o));
+    let v: Value = serde_json::from_str(&o.stdout).unwrap();
+    let errors = v["errors"].to_string();
+    assert!(errors.contains("disagrees with the index"), "{v}");
+    let files = &v["damaged_snapshots"][0]["files"];
+    assert!(
+        files.to_string().contains("only.bin"),
+        "the file restore cannot read is named: {v}"
+    );
+}
