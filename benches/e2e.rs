@@ -1,5 +1,6 @@
 //! End-to-end benchmark: 7 nights of a Configuration Manager site server backed up with the real
-//! `sitevault` binary, the last night restored and checked byte for byte, next to the machine's
+//! `sitevault` binary, the last night restored and checked byte for byte, then what the nightly
+//! job does after a backup (a structure `check`, `forget --keep-last 3 --prune`), next to the machine's
 //! limits measured on the same data (BLAKE3, chunk + BLAKE3, zstd, zstd -d + verify, sealing,
 //! page-cache reads and writes, serial vs parallel chunking) and, when `restic` is on PATH,
 //! restic on the same nights.
@@ -42,6 +43,8 @@ const SMALL: u64 = 4;
 const SCUP: u64 = 5;
 const LIB: u64 = 6;
 const CHANGES: u64 = 7;
+/// Snapshots the closing `forget --prune` phase keeps.
+const KEEP: u32 = 3;
 
 fn main() -> Result<()> {
     let args: Vec<_> = std::env::args_os().collect();
@@ -605,6 +608,10 @@ trait Tool {
     fn init(&self) -> Command;
     fn backup(&self, root: &Path, night: u32) -> Command;
     fn restore(&self, target: &Path) -> Command;
+    /// A structure check (no data read).
+    fn check(&self) -> Command;
+    /// Forget all but the last `keep` snapshots and prune.
+    fn prune(&self, keep: u32) -> Command;
 }
 
 struct Sitevault {
@@ -659,6 +666,16 @@ impl Tool for Sitevault {
         c.args(["latest", "--json", "--target"]).arg(target);
         c
     }
+    fn check(&self) -> Command {
+        let mut c = self.cmd("check", "check");
+        c.arg("--json");
+        c
+    }
+    fn prune(&self, keep: u32) -> Command {
+        let mut c = self.cmd("forget", "prune");
+        c.args(["--keep-last", &keep.to_string(), "--prune", "--json"]);
+        c
+    }
 }
 
 struct Restic {
@@ -699,6 +716,14 @@ impl Tool for Restic {
     fn restore(&self, target: &Path) -> Command {
         let mut c = self.cmd("restore");
         c.args(["latest", "--target"]).arg(target);
+        c
+    }
+    fn check(&self) -> Command {
+        self.cmd("check")
+    }
+    fn prune(&self, keep: u32) -> Command {
+        let mut c = self.cmd("forget");
+        c.args(["--keep-last", &keep.to_string(), "--prune"]);
         c
     }
 }
@@ -760,6 +785,9 @@ struct ToolRun {
     nights: Vec<Phase>,
     vault_after: Vec<u64>,
     restore: Phase,
+    check: Phase,
+    /// `forget --keep-last KEEP --prune`.
+    prune: Phase,
     summaries: Vec<Value>,
 }
 
@@ -781,6 +809,8 @@ impl ToolRun {
             "night_1": self.nights[0].json(),
             "later_nights": self.later().json(),
             "restore": self.restore.json(),
+            "check": self.check.json(),
+            "forget_prune": self.prune.json(),
             "vault_bytes": self.vault_bytes(),
             "summaries": self.summaries,
         })
@@ -894,6 +924,22 @@ fn run_all(cfg: &Config) -> Result<Report> {
             }
         }
         fs::remove_dir_all(&target)?;
+    }
+    // What the nightly job does after its backup: a structure check, then retention with prune.
+    for (tool, r) in tools.iter().zip(&mut runs) {
+        let (check, _) = run(tool.check(), 0)?;
+        let (prune, _) = run(tool.prune(KEEP), 0)?;
+        r.check = check;
+        r.prune = prune;
+        println!(
+            "{} check: {:.2} s, {:.0} MiB RSS; forget --keep-last {KEEP} --prune: {:.2} s, {:.0} MiB RSS, vault {:.1} MiB after",
+            r.name,
+            check.secs,
+            check.rss_mib(),
+            prune.secs,
+            prune.rss_mib(),
+            mib(dir_size(tool.repo())?)
+        );
     }
     Ok(Report {
         data_bytes,
@@ -1322,12 +1368,14 @@ impl Report {
     }
 }
 
-fn rss_phases(sv: &ToolRun, rs: &ToolRun) -> [(&'static str, f64, f64); 4] {
+fn rss_phases(sv: &ToolRun, rs: &ToolRun) -> [(&'static str, f64, f64); 6] {
     [
         ("init", sv.init.rss_mib(), rs.init.rss_mib()),
         ("night 1", sv.nights[0].rss_mib(), rs.nights[0].rss_mib()),
         ("nights 2+", sv.later().rss_mib(), rs.later().rss_mib()),
         ("restore", sv.restore.rss_mib(), rs.restore.rss_mib()),
+        ("check", sv.check.rss_mib(), rs.check.rss_mib()),
+        ("forget --prune", sv.prune.rss_mib(), rs.prune.rss_mib()),
     ]
 }
 
@@ -1390,6 +1438,8 @@ fn print_report(cfg: &Config, r: &Report) {
         (t.later(), Some(t.vault_bytes()))
     });
     row("restore", &|t| (t.restore, None));
+    row("check", &|t| (t.check, None));
+    row("forget --prune", &|t| (t.prune, None));
     if rs.is_none() && !cfg.bench {
         println!("(smoke run: restic skipped, numbers too small to mean anything)");
     } else if rs.is_none() {
