@@ -108,7 +108,8 @@ pub fn save(vault: &Vault, path: &Path, mut digests: Vec<Digest>) -> Result<()> 
     Ok(())
 }
 
-fn encode(digests: &[Digest]) -> Vec<u8> {
+/// The record's plaintext (before sealing) for `digests`, sorted.
+pub fn encode(digests: &[Digest]) -> Vec<u8> {
     let mut out = Vec::with_capacity(16 + digests.len() * DIGEST_LEN);
     out.extend_from_slice(&record_magic());
     put_u16(&mut out, RECORD_VERSION);
@@ -120,7 +121,8 @@ fn encode(digests: &[Digest]) -> Vec<u8> {
     out
 }
 
-fn decode(bytes: &[u8]) -> Result<Vec<Digest>> {
+/// The digests of a record's plaintext.
+pub fn decode(bytes: &[u8]) -> Result<Vec<Digest>> {
     let mut r = Reader::new(bytes, RECORD_FILE);
     if r.take(8)? != record_magic() {
         return Err(r.error("bad magic"));

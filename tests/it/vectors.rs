@@ -685,7 +685,9 @@ fn build() -> Value {
         "magic": {
             "pack": {"name": "sitevault pack", "bytes": h(&pack_magic())},
             "index": {"name": "sitevault index", "bytes": h(&index_magic())},
+            "checked_headers": {"name": "sitevault checked headers", "bytes": h(&sitevault::checked::record_magic())},
         },
+        "check_record": check_record_json(),
         "ids": {
             "blob": {"key": h(&m.chunk_id), "plaintext": h(SHORT), "id": blob_id(SHORT).to_hex()},
             "object": {"bytes": h(SHORT), "id": Id::of_object(SHORT).to_hex()},
@@ -1233,9 +1235,67 @@ fn vectors_match_the_checked_in_file() {
     );
 }
 
+/// The check record (§7.6): the digest of the index file's first pack at a stored size of
+/// 4,096 bytes, and the plaintext of a record holding it and a digest of 16 0x5a bytes.
+fn check_record_json() -> Value {
+    let d = sitevault::checked::digest(&index_file().packs[0], 4096);
+    let mut ds = vec![d, [0x5a; 16]];
+    ds.sort();
+    json!({
+        "pack": index_file().packs[0].id.to_hex(),
+        "size": 4096,
+        "digest": h(&d),
+        "plaintext": h(&sitevault::checked::encode(&ds)),
+    })
+}
+
+/// The digest and the record decoded from the spec's words alone (§7.6).
+#[test]
+fn check_record_decodes() {
+    let p = &index_file().packs[0];
+    let mut spec = blake3::Hasher::new();
+    spec.update(b"sitevault checked header v1");
+    spec.update(&p.id.0);
+    spec.update(&4096u64.to_le_bytes());
+    spec.update(&[p.kind as u8]);
+    spec.update(&(p.blobs.len() as u64).to_le_bytes());
+    for b in &p.blobs {
+        spec.update(&b.id.0);
+        for v in [b.offset, b.stored_len, b.raw_len] {
+            spec.update(&v.to_le_bytes());
+        }
+    }
+    let digest = hex_at("/check_record/digest");
+    check_eq(
+        &digest[..],
+        &spec.finalize().as_bytes()[..16],
+        "spec digest",
+    );
+    let plain = hex_at("/check_record/plaintext");
+    check_eq(
+        &plain[..8],
+        &blake3::hash(b"sitevault checked headers").as_bytes()[..8],
+        "record magic",
+    );
+    check_eq(
+        &plain[8..12],
+        &[1u8, 0, 0, 0][..],
+        "record version and reserved",
+    );
+    check_eq(&plain[12..16], &2u32.to_le_bytes()[..], "record count");
+    check_eq(plain.len(), 16 + 2 * 16, "record length");
+    let digests = sitevault::checked::decode(&plain).unwrap_or_else(|e| panic!("{e}; {ADVICE}"));
+    assert!(digests.iter().any(|d| d[..] == digest[..]), "{ADVICE}");
+    assert!(digests.contains(&[0x5a; 16]), "{ADVICE}");
+}
+
 #[test]
 fn magic_numbers_are_derived_from_their_names() {
-    for (name, lib) in [("pack", pack_magic()), ("index", index_magic())] {
+    for (name, lib) in [
+        ("pack", pack_magic()),
+        ("index", index_magic()),
+        ("checked_headers", sitevault::checked::record_magic()),
+    ] {
         let label = str_at(&format!("/magic/{name}/name"));
         let bytes = hex_at(&format!("/magic/{name}/bytes"));
         check_eq(
