@@ -24,9 +24,6 @@ use crate::snapshot::Snapshot;
 use crate::tree::NodeKind;
 use crate::vault::{CONFIG, DATA, INDEX, SnapshotScan, Vault, pack_name};
 
-/// Pack headers read at once (in parallel) by `check`; each batch is compared and dropped.
-const HEADER_BATCH: usize = 256;
-
 /// Which packs `--read-data-subset` reads.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Subset {
@@ -326,7 +323,11 @@ pub fn check(vault: &Vault, opts: &CheckOptions) -> Result<CheckReport> {
             superseded.extend(f.supersedes.iter().copied());
             for p in &f.packs {
                 let size = size_of(&p.id);
-                let d = crate::checked::digest(p, size.unwrap_or(0));
+                // Digests matter only with a record to keep (one hash of each listing).
+                let d = match (&record_path, size) {
+                    (Some(_), Some(size)) => crate::checked::digest(p, size),
+                    _ => Digest::default(),
+                };
                 listings.push((p.id, file, d));
                 match size {
                     Some(_) if record.contains(&d) => report.headers_skipped += 1,
@@ -414,13 +415,8 @@ pub fn check(vault: &Vault, opts: &CheckOptions) -> Result<CheckReport> {
         .copied()
         .collect();
     let mut unindexed: Vec<IndexPack> = Vec::new();
-    for batch in orphans.chunks(HEADER_BATCH) {
-        let headers: Vec<(Id, Result<IndexPack>)> = batch
-            .par_iter()
-            .map(|(id, size)| (*id, vault.read_pack_header(id, *size)))
-            .collect();
-        for (id, h) in headers {
-            match h {
+    vault.each_pack_header(&orphans, &mut |id, h| {
+        match h {
                 Ok(got) => {
                     report.warnings.push(problem(
                         pack_label(&id),
@@ -441,8 +437,8 @@ pub fn check(vault: &Vault, opts: &CheckOptions) -> Result<CheckReport> {
                     },
                 )),
             }
-        }
-    }
+        Ok(())
+    })?;
 
     // The index restore would use: the index files' view of the packs.
     let index = builder.finish()?;

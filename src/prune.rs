@@ -28,8 +28,6 @@ const BLOBS_PER_INDEX_FILE: usize = 50_000;
 const LISTINGS: usize = 2;
 /// Index files fetched at once (in parallel); each batch is taken in and dropped.
 const INDEX_BATCH: usize = 32;
-/// Headers of unindexed packs read at once.
-const HEADER_BATCH: usize = 256;
 
 #[derive(Debug, Clone)]
 pub struct PruneOptions {
@@ -281,31 +279,26 @@ pub fn prune(
         .collect();
     // Unindexed packs that read: kept whole, to be named by a new index file.
     let mut unindexed: Vec<IndexPack> = Vec::new();
-    for batch in orphans.chunks(HEADER_BATCH) {
-        let headers: Vec<(Id, Result<IndexPack>)> = batch
-            .par_iter()
-            .map(|(id, size)| (*id, vault.read_pack_header(id, *size)))
-            .collect();
-        for (id, h) in headers {
-            match h {
-                Ok(p) => {
-                    builder.add_pack(p.id, p.kind, &p.blobs)?;
-                    listings.push(Listing {
-                        pack: p.id,
-                        kind: p.kind,
-                        bytes: p.blobs.iter().map(|b| b.stored_len as u64).sum(),
-                    });
-                    numbered.push((listings.len() - 1) as u32);
-                    unindexed.push(p);
-                }
-                // Damaged rather than unreachable, and no unreadable index file might name it.
-                Err(e) if e.kind() == ErrorKind::Corrupt && unreadable_files == 0 => {
-                    report.packs_damaged_deleted.push(id)
-                }
-                Err(_) => report.packs_unreadable.push(id),
+    vault.each_pack_header(&orphans, &mut |id, h| {
+        match h {
+            Ok(p) => {
+                builder.add_pack(p.id, p.kind, &p.blobs)?;
+                listings.push(Listing {
+                    pack: p.id,
+                    kind: p.kind,
+                    bytes: p.blobs.iter().map(|b| b.stored_len as u64).sum(),
+                });
+                numbered.push((listings.len() - 1) as u32);
+                unindexed.push(p);
             }
+            // Damaged rather than unreachable, and no unreadable index file might name it.
+            Err(e) if e.kind() == ErrorKind::Corrupt && unreadable_files == 0 => {
+                report.packs_damaged_deleted.push(id)
+            }
+            Err(_) => report.packs_unreadable.push(id),
         }
-    }
+        Ok(())
+    })?;
     report.packs_unindexed = unindexed.len();
     states.extend(unindexed.iter().map(|p| {
         state(

@@ -588,6 +588,26 @@ impl Vault {
         })
     }
 
+    /// Read the headers of `packs` (id, stored size) in parallel, a batch at a time, and hand
+    /// each result to `f` in order: only one batch of headers is held at once.
+    pub fn each_pack_header(
+        &self,
+        packs: &[(Id, u64)],
+        f: &mut dyn FnMut(Id, Result<IndexPack>) -> Result<()>,
+    ) -> Result<()> {
+        const BATCH: usize = 256;
+        for batch in packs.chunks(BATCH) {
+            let headers: Vec<(Id, Result<IndexPack>)> = batch
+                .par_iter()
+                .map(|(id, size)| (*id, self.read_pack_header(id, *size)))
+                .collect();
+            for (id, h) in headers {
+                f(id, h)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Index packs that exist in storage but in no index file (left by an interrupted backup),
     /// so their blobs are reused instead of uploaded again. Returns how many were adopted.
     pub fn adopt_unindexed_packs(&self, index: &mut Index) -> Result<usize> {
@@ -612,10 +632,11 @@ impl Vault {
         }
         // A pack whose header cannot be read (damaged, or still being written by another
         // process) is skipped: it is not reused, and nothing refers to it yet.
-        let packs: Vec<IndexPack> = orphans
-            .par_iter()
-            .filter_map(|(id, size)| self.read_pack_header(id, *size).ok())
-            .collect();
+        let mut packs: Vec<IndexPack> = Vec::new();
+        self.each_pack_header(&orphans, &mut |_, h| {
+            packs.extend(h.ok());
+            Ok(())
+        })?;
         for p in &packs {
             index.add_pack(p.id, p.kind, &p.blobs);
         }

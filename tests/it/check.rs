@@ -11,7 +11,7 @@ use serde_json::Value;
 use sitevault::pack::BlobKind;
 
 use crate::common::{
-    Out, assert_trees_equal, init_vault_with, random_bytes, restored_path, run, sv,
+    Out, assert_trees_equal, init_vault_with, pack_files, random_bytes, restored_path, run, sv,
 };
 
 const HOST: &str = "checkhost";
@@ -43,18 +43,6 @@ fn contents(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
             )
         })
         .collect()
-}
-
-/// All pack files under data/ (`data/<2hex>/<64hex>`).
-fn pack_files(repo: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = walkdir::WalkDir::new(repo.join("data"))
-        .into_iter()
-        .map(|e| e.expect("walk"))
-        .filter(|e| e.file_type().is_file() && e.file_name().len() == 64)
-        .map(|e| e.into_path())
-        .collect();
-    v.sort();
-    v
 }
 
 /// Files directly in `repo/<sub>` (index/ or snapshots/).

@@ -288,3 +288,15 @@ impl Watched {
         )
     }
 }
+
+/// All pack files under `repo/data/` (`data/<2hex>/<64hex>`; spool files are not packs), sorted.
+pub fn pack_files(repo: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = walkdir::WalkDir::new(repo.join("data"))
+        .into_iter()
+        .map(|e| e.expect("walk"))
+        .filter(|e| e.file_type().is_file() && e.file_name().len() == 64)
+        .map(|e| e.into_path())
+        .collect();
+    v.sort();
+    v
+}

@@ -138,12 +138,7 @@ fn check_and_prune_with_the_index_on_disk_report_as_in_memory() {
 
     // Damage: one pack gone, a byte flipped in another. check --read-data names the same
     // packs, blobs, files and snapshots either way.
-    let mut packs: Vec<std::path::PathBuf> = fs::read_dir(repo.join("data"))
-        .unwrap()
-        .flat_map(|d| fs::read_dir(d.unwrap().path()).unwrap())
-        .map(|e| e.unwrap().path())
-        .collect();
-    packs.sort();
+    let packs = crate::common::pack_files(&repo);
     assert!(packs.len() >= 4, "{packs:?}");
     fs::remove_file(&packs[0]).unwrap();
     let mut bytes = fs::read(&packs[1]).unwrap();

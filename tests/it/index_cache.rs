@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
 
-use crate::common::{init_vault_with, random_files, run, sv};
+use crate::common::{init_vault_with, pack_files, random_files, run, sv};
 
 fn names(dir: &Path) -> BTreeSet<String> {
     fs::read_dir(dir)
@@ -109,16 +109,6 @@ fn check(repo: &Path, cache: &Path, extra: &[&str]) -> (i32, serde_json::Value) 
     let v = serde_json::from_str(&o.stdout)
         .unwrap_or_else(|e| panic!("check --json: {e}: {}{}", o.stdout, o.stderr));
     (o.code, v)
-}
-
-fn pack_files(repo: &Path) -> Vec<std::path::PathBuf> {
-    let mut packs: Vec<_> = fs::read_dir(repo.join("data"))
-        .unwrap()
-        .flat_map(|d| fs::read_dir(d.unwrap().path()).unwrap())
-        .map(|e| e.unwrap().path())
-        .collect();
-    packs.sort();
-    packs
 }
 
 /// With a cache folder, `check` reads the header of a pack once: later checks on the host read

@@ -5,7 +5,9 @@
 use std::fs;
 use std::path::Path;
 
-use crate::common::{assert_trees_equal, init_vault_with, random_files, restored_path, run, sv};
+use crate::common::{
+    assert_trees_equal, init_vault_with, pack_files, random_files, restored_path, run, sv,
+};
 
 /// Files (not folders) below `dir`, relative; none when it does not exist.
 fn files_in(dir: &Path) -> Vec<String> {
@@ -17,15 +19,6 @@ fn files_in(dir: &Path) -> Vec<String> {
         .map(|e| e.unwrap())
         .filter(|e| e.file_type().is_file())
         .map(|e| e.path().strip_prefix(dir).unwrap().display().to_string())
-        .collect()
-}
-
-fn pack_files(repo: &Path) -> Vec<std::path::PathBuf> {
-    walkdir::WalkDir::new(repo.join("data"))
-        .into_iter()
-        .map(|e| e.unwrap())
-        .filter(|e| e.file_type().is_file())
-        .map(|e| e.into_path())
         .collect()
 }
 
