@@ -9,8 +9,9 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use sitevault::Id;
 use sitevault::chunker::{Chunker, ChunkerParams, Policy};
 use sitevault::crypto::Sealer;
-use sitevault::index::Index;
-use sitevault::pack::{BlobKind, PackWriter, PackedBlob};
+use sitevault::pack::{BlobKind, PackedBlob};
+use sitevault::vault::PackWriter;
+use sitevault::vault::index::Index;
 
 /// Counts live heap bytes (`LIVE`) so the bench can report real memory costs.
 #[path = "support/counting.rs"]

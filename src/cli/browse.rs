@@ -14,7 +14,7 @@ use super::output::outln;
 fn browser(
     a: &BrowseArgs,
     command: &str,
-) -> Result<(Arc<Browser>, Option<sitevault::lock::VaultLock>)> {
+) -> Result<(Arc<Browser>, Option<sitevault::vault::lock::VaultLock>)> {
     let vault = Arc::new(open(&a.repo)?);
     let lock = read_lock(&vault, &a.lock, command)?;
     let opts = BrowseOptions {
@@ -44,7 +44,7 @@ fn on_signal(f: impl Fn() + Send + 'static) -> Result<()> {
 
 #[cfg(target_os = "linux")]
 pub fn mount(a: MountArgs) -> Result<u8> {
-    use sitevault::mount::{MountOptions, mount};
+    use sitevault::browse::mount::{MountOptions, mount};
     let (b, lock) = browser(&a.browse, "mount")?;
     let n = b.snapshots().len();
     let (tx, rx) = std::sync::mpsc::channel::<bool>();
@@ -98,7 +98,7 @@ pub fn mount(_a: MountArgs) -> Result<u8> {
 }
 
 pub fn serve(a: ServeArgs) -> Result<u8> {
-    use sitevault::http::{Server, ServerOptions, TlsFiles};
+    use sitevault::browse::http::{Server, ServerOptions, TlsFiles};
     let listen = resolve_listen(&a.listen)?;
     let tls = match (&a.tls_cert, &a.tls_key) {
         (Some(cert), Some(key)) => Some(TlsFiles {
@@ -117,7 +117,7 @@ pub fn serve(a: ServeArgs) -> Result<u8> {
             let text = std::fs::read_to_string(f)
                 .with_context(|| format!("cannot read token file {}", f.display()))?;
             let t = text.lines().next().unwrap_or_default().trim().to_string();
-            if !sitevault::webdav::valid_token(&t) {
+            if !sitevault::browse::webdav::valid_token(&t) {
                 bail!(
                     "token file {}: the token must be 16 to 128 characters of A-Z, a-z, 0-9, - and _",
                     f.display()
@@ -128,10 +128,10 @@ pub fn serve(a: ServeArgs) -> Result<u8> {
         None => hex::encode(sitevault::crypto::random_array::<16>()?),
     };
     let (b, lock) = browser(&a.browse, "serve")?;
-    let console = sitevault::console::Console::new(
+    let console = sitevault::browse::console::Console::new(
         Arc::clone(&b),
         token.clone(),
-        sitevault::console::ConsoleOptions {
+        sitevault::browse::console::ConsoleOptions {
             allow_restore: a.allow_restore,
             time_zone: jiff::tz::TimeZone::system(),
             secure_cookie: tls.is_some(),

@@ -101,7 +101,7 @@ fn store_options(options: &[String]) -> Result<sitevault::store::StoreOptions> {
 fn open_store(repo: &RepoArgs, create: bool) -> Result<std::sync::Arc<dyn sitevault::Store>> {
     let mut store = sitevault::open_store(&repo.repo, create, &store_options(&repo.options)?)?;
     if let Some(at) = repo.vault_as_of {
-        store = std::sync::Arc::new(sitevault::asof::AsOfStore::new(store, at)?);
+        store = std::sync::Arc::new(sitevault::store::asof::AsOfStore::new(store, at)?);
     }
     if let Ok(spec) = std::env::var("SITEVAULT_FAILPOINT") {
         store = super::failpoint::FailpointStore::wrap(store, spec.parse()?);
@@ -170,7 +170,7 @@ fn spool_dir(cloud: bool) -> Option<std::path::PathBuf> {
         None => return None,
     };
     let week = std::time::Duration::from_secs(7 * 24 * 3600);
-    if let Err(e) = sitevault::spool::remove_stale(&dir, week) {
+    if let Err(e) = sitevault::store::spool::remove_stale(&dir, week) {
         eprintln!("warning: could not clear old spool files: {e}");
     }
     Some(dir)
@@ -202,8 +202,8 @@ pub(super) fn lock(
     args: &LockArgs,
     exclusive: bool,
     command: &str,
-) -> Result<sitevault::lock::VaultLock> {
-    let opts = sitevault::lock::LockOptions {
+) -> Result<sitevault::vault::lock::VaultLock> {
+    let opts = sitevault::vault::lock::LockOptions {
         exclusive,
         command: command.into(),
         host: hostname(),
@@ -215,7 +215,9 @@ pub(super) fn lock(
             args.lock_wait.as_secs()
         )
     };
-    Ok(sitevault::lock::VaultLock::acquire(vault, &opts, &waiting)?)
+    Ok(sitevault::vault::lock::VaultLock::acquire(
+        vault, &opts, &waiting,
+    )?)
 }
 
 /// A shared lock for a reading command, unless `--no-lock`.
@@ -223,7 +225,7 @@ pub(super) fn read_lock(
     vault: &Vault,
     args: &ReadLockArgs,
     command: &str,
-) -> Result<Option<sitevault::lock::VaultLock>> {
+) -> Result<Option<sitevault::vault::lock::VaultLock>> {
     if args.no_lock {
         return Ok(None);
     }
@@ -619,7 +621,7 @@ fn ls(a: LsArgs) -> Result<u8> {
     let _lock = read_lock(&vault, &a.lock, "ls")?;
     let (_, snap) = find(&vault, &a.snapshot, &a.filter)?;
     let index = vault.load_index()?;
-    let entries = sitevault::walk::entries(&vault, &index, &snap.tree)?;
+    let entries = sitevault::vault::walk::entries(&vault, &index, &snap.tree)?;
     if a.json {
         let arr: Vec<_> = entries
             .iter()

@@ -136,7 +136,7 @@ impl Store for FailpointStore {
     fn downloads(&self) -> usize {
         self.inner.downloads()
     }
-    fn object_lock(&self) -> Option<&sitevault::s3lock::S3Lock> {
+    fn object_lock(&self) -> Option<&sitevault::store::s3lock::S3Lock> {
         self.inner.object_lock()
     }
 }

@@ -236,7 +236,7 @@ fn names_unreadable(r: &str, id: &Id, unreadable: &[(Id, sitevault::Error)]) -> 
 /// Forget `ids` under `lock`, recording what was removed first (formats/ §9.3).
 pub(super) fn remove_snapshots(
     vault: &sitevault::Vault,
-    lock: &sitevault::lock::VaultLock,
+    lock: &sitevault::vault::lock::VaultLock,
     ids: &[Id],
     command: &str,
 ) -> Result<()> {
@@ -319,7 +319,7 @@ pub(super) fn print_prune(r: &PruneReport) {
 
 pub fn unlock(a: UnlockArgs) -> Result<u8> {
     let vault = open(&a.repo)?;
-    let removed = sitevault::lock::remove_locks(&vault, &hostname(), a.remove_all)?;
+    let removed = sitevault::vault::lock::remove_locks(&vault, &hostname(), a.remove_all)?;
     for l in &removed {
         let who = match &l.info {
             Some(i) => format!("{} (process {} on {})", i.command, i.pid, i.host),

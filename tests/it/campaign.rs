@@ -388,7 +388,7 @@ fn blob_users(vault: &Vault) -> HashMap<sitevault::Id, Plan> {
     for (_, snap) in vault.list_snapshots().unwrap() {
         let night = snap.time.to_string()[8..10].parse::<usize>().unwrap() - 1;
         users.entry(snap.tree).or_default().insert(night, None);
-        for e in sitevault::walk::entries(vault, &index, &snap.tree).unwrap() {
+        for e in sitevault::vault::walk::entries(vault, &index, &snap.tree).unwrap() {
             match &e.node.kind {
                 NodeKind::File { chunks } => {
                     let name = String::from_utf8(e.node.name.clone()).unwrap();

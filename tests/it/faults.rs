@@ -28,11 +28,11 @@ use jiff::Timestamp;
 use sitevault::backup::{BackupObserver, BackupOptions};
 use sitevault::check::{CheckOptions, CheckReport, ReadData};
 use sitevault::crypto::KdfParams;
-use sitevault::fault::{FaultConfig, FaultStore};
-use sitevault::lock::{LockOptions, VaultLock};
 use sitevault::prune::PruneOptions;
 use sitevault::restore::RestoreOptions;
 use sitevault::retention::Policy;
+use sitevault::testing::fault::{FaultConfig, FaultStore};
+use sitevault::vault::lock::{LockOptions, VaultLock};
 use sitevault::{Destination, Id, InitOptions, Store, Vault};
 
 use crate::common::{PASSWORD, random_bytes, restored_path};

@@ -37,11 +37,12 @@ use sitevault::crypto::{
     Sealer, unknown_len_limit,
 };
 use sitevault::index::{IndexFile, IndexPack};
-use sitevault::lock::LockInfo;
-use sitevault::pack::{BlobKind, PackWriter, PackedBlob, parse_header, parse_preamble};
+use sitevault::pack::{BlobKind, PackedBlob, parse_header, parse_preamble};
 use sitevault::paths::PathStyle;
 use sitevault::snapshot::{Snapshot, Summary};
 use sitevault::tree::{Node, NodeKind, Tree, UnixMeta};
+use sitevault::vault::PackWriter;
+use sitevault::vault::lock::LockInfo;
 
 // ---------------------------------------------------------------------------------------------
 // Allocation tracking.

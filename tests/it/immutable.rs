@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
 use sitevault::config::LockMode;
-use sitevault::s3lock::{LockState, VersionDelete};
+use sitevault::store::s3lock::{LockState, VersionDelete};
 
 use crate::cloud::fresh;
 use crate::common::{random_bytes, run, sv};
@@ -466,7 +466,7 @@ fn retention_follows_what_is_kept_and_prune_sweeps_expired_versions() {
 #[test]
 fn a_backup_deletes_nothing_but_its_locks() {
     use sitevault::backup::{BackupObserver, BackupOptions};
-    use sitevault::lock::{LockOptions, VaultLock};
+    use sitevault::vault::lock::{LockOptions, VaultLock};
     struct Quiet;
     impl BackupObserver for Quiet {}
     /// Refuses every delete outside `locks/`, as the bucket policy does.

@@ -152,7 +152,7 @@ fn pack_of(repo: &Path, id: &str, file: &Path) -> (PathBuf, u64) {
         .find(|(i, _)| i.to_hex() == id)
         .unwrap();
     let want: Vec<&[u8]> = file.iter().skip(1).map(|c| c.as_encoded_bytes()).collect();
-    let entry = sitevault::walk::entries(&vault, &index, &snap.tree)
+    let entry = sitevault::vault::walk::entries(&vault, &index, &snap.tree)
         .unwrap()
         .into_iter()
         .find(|e| e.comps() == want)

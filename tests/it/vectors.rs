@@ -21,11 +21,12 @@ use sitevault::config::{ConfigAuth, Encryption, VaultConfig};
 use sitevault::crypto::{KdfParams, KeyFile, MasterKey, Sealer};
 use sitevault::forget::ForgetRecord;
 use sitevault::index::{IndexFile, IndexPack, index_magic};
-use sitevault::lock::LockInfo;
-use sitevault::pack::{BlobKind, PackWriter, PackedBlob, pack_magic, parse_header, parse_preamble};
+use sitevault::pack::{BlobKind, PackedBlob, pack_magic, parse_header, parse_preamble};
 use sitevault::paths::{self, PathStyle};
 use sitevault::snapshot::{Snapshot, Summary};
 use sitevault::tree::{Node, NodeKind, Tree, UnixMeta};
+use sitevault::vault::PackWriter;
+use sitevault::vault::lock::LockInfo;
 use sitevault::vault::pack_name;
 use sitevault::{ErrorKind, Id, Vault};
 
@@ -685,7 +686,7 @@ fn build() -> Value {
         "magic": {
             "pack": {"name": "sitevault pack", "bytes": h(&pack_magic())},
             "index": {"name": "sitevault index", "bytes": h(&index_magic())},
-            "checked_headers": {"name": "sitevault checked headers", "bytes": h(&sitevault::checked::record_magic())},
+            "checked_headers": {"name": "sitevault checked headers", "bytes": h(&sitevault::check::record::record_magic())},
         },
         "check_record": check_record_json(),
         "ids": {
@@ -1238,14 +1239,14 @@ fn vectors_match_the_checked_in_file() {
 /// The check record (§7.6): the digest of the index file's first pack at a stored size of
 /// 4,096 bytes, and the plaintext of a record holding it and a digest of 16 0x5a bytes.
 fn check_record_json() -> Value {
-    let d = sitevault::checked::digest(&index_file().packs[0], 4096);
+    let d = sitevault::check::record::digest(&index_file().packs[0], 4096);
     let mut ds = vec![d, [0x5a; 16]];
     ds.sort();
     json!({
         "pack": index_file().packs[0].id.to_hex(),
         "size": 4096,
         "digest": h(&d),
-        "plaintext": h(&sitevault::checked::encode(&ds)),
+        "plaintext": h(&sitevault::check::record::encode(&ds)),
     })
 }
 
@@ -1284,7 +1285,8 @@ fn check_record_decodes() {
     );
     check_eq(&plain[12..16], &2u32.to_le_bytes()[..], "record count");
     check_eq(plain.len(), 16 + 2 * 16, "record length");
-    let digests = sitevault::checked::decode(&plain).unwrap_or_else(|e| panic!("{e}; {ADVICE}"));
+    let digests =
+        sitevault::check::record::decode(&plain).unwrap_or_else(|e| panic!("{e}; {ADVICE}"));
     assert!(digests.iter().any(|d| d[..] == digest[..]), "{ADVICE}");
     assert!(digests.contains(&[0x5a; 16]), "{ADVICE}");
 }
@@ -1294,7 +1296,7 @@ fn magic_numbers_are_derived_from_their_names() {
     for (name, lib) in [
         ("pack", pack_magic()),
         ("index", index_magic()),
-        ("checked_headers", sitevault::checked::record_magic()),
+        ("checked_headers", sitevault::check::record::record_magic()),
     ] {
         let label = str_at(&format!("/magic/{name}/name"));
         let bytes = hex_at(&format!("/magic/{name}/bytes"));
@@ -1910,7 +1912,11 @@ fn vector_objects_form_a_readable_vault() {
     );
     // The lock object is found and read back.
     let locks = ok(
-        sitevault::lock::list_locks(&vault, "2024-05-06T08:00:00Z".parse().unwrap(), "other"),
+        sitevault::vault::lock::list_locks(
+            &vault,
+            "2024-05-06T08:00:00Z".parse().unwrap(),
+            "other",
+        ),
         "listing the vector lock",
     );
     check_eq(locks.len(), 1, "locks");
@@ -1950,7 +1956,7 @@ fn vector_objects_form_a_readable_vault() {
         "a chain break without it",
     );
     let entries = ok(
-        sitevault::walk::entries(&vault, &index, &snaps[0].1.tree),
+        sitevault::vault::walk::entries(&vault, &index, &snaps[0].1.tree),
         "walking the vector trees",
     );
     let names: Vec<Vec<u8>> = entries.iter().map(|e| e.components.join(&b'/')).collect();
