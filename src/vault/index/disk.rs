@@ -454,7 +454,7 @@ impl DiskIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::index::IndexPack;
+    use crate::format::index::{IndexFile, IndexPack};
     use crate::vault::index::Index;
     use proptest::prelude::*;
 
