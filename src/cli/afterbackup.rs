@@ -16,8 +16,9 @@ use sitevault::retention;
 use sitevault::size::parse_budget;
 
 use super::args::*;
-use super::commands::{Progress, backup_json, hostname, lock, open};
-use super::maintain::remove_snapshots;
+use super::context::*;
+use super::report::*;
+
 use super::output::{self, outln};
 use super::{EXIT_ERROR, EXIT_INCOMPLETE, EXIT_OK};
 
@@ -472,7 +473,7 @@ fn copy_to(
         r.already_there.len(),
         r.packs_added,
         output::bytes(r.bytes_added),
-        super::commands::requests_line(&dst.store().requests())
+        super::report::requests_line(&dst.store().requests())
     ));
     let retention = match &cfg.retention {
         Some(ret) => Some(apply_retention(

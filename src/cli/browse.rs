@@ -7,7 +7,7 @@ use sitevault::browse::{BrowseOptions, Browser};
 
 use super::EXIT_OK;
 use super::args::{BrowseArgs, MountArgs, ServeArgs};
-use super::commands::{filter, open, read_lock};
+use super::context::*;
 use super::output::outln;
 
 /// Open the vault, take the shared lock, and read the snapshot list and index.

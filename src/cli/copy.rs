@@ -4,34 +4,8 @@ use anyhow::Result;
 
 use super::EXIT_OK;
 use super::args::*;
-use super::commands::{filter, lock, matching_snapshots, open, open_with, password};
+use super::context::*;
 use super::output::{self, outln};
-
-/// Open the second vault of `copy --from` or `repair packs --from`: with its own password when
-/// one is given, else the first vault's.
-pub(super) fn open_other(
-    repo: &RepoArgs,
-    from: &str,
-    password_file: &Option<std::path::PathBuf>,
-    options: &[String],
-) -> Result<sitevault::Vault> {
-    let other = RepoArgs {
-        repo: from.to_string(),
-        password_file: password_file.clone(),
-        options: options.to_vec(),
-        // `copy --vault-as-of T` reads the source as it stood then (the recovery path).
-        vault_as_of: repo.vault_as_of,
-        index_memory: repo.index_memory,
-        cache_dir: repo.cache_dir.clone(),
-        no_cache: repo.no_cache,
-    };
-    let pw = match (password_file, std::env::var_os("SITEVAULT_FROM_PASSWORD")) {
-        (Some(_), _) => password(&other),
-        (None, Some(p)) if !p.is_empty() => Ok(Some(p.into_encoded_bytes())),
-        _ => password(repo),
-    };
-    open_with(&other, pw)
-}
 
 pub fn copy(a: CopyArgs) -> Result<u8> {
     let src = open_other(&a.repo, &a.from, &a.from_password_file, &a.from_options)?;
@@ -82,11 +56,11 @@ pub fn copy(a: CopyArgs) -> Result<u8> {
     );
     outln!(
         "source: {}",
-        super::commands::requests_line(&src.store().requests())
+        super::report::requests_line(&src.store().requests())
     );
     outln!(
         "destination: {}",
-        super::commands::requests_line(&dst.store().requests())
+        super::report::requests_line(&dst.store().requests())
     );
     Ok(EXIT_OK)
 }

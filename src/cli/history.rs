@@ -9,7 +9,8 @@ use sitevault::pattern::PathFilter;
 
 use super::EXIT_OK;
 use super::args::*;
-use super::commands::{filter, find as find_snapshot, matching_snapshots, open, read_lock};
+use super::context::find as find_snapshot;
+use super::context::*;
 use super::output::{self, outln};
 
 fn lossy(p: &[u8]) -> String {

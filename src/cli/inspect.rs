@@ -4,7 +4,7 @@ use anyhow::Result;
 use sitevault::check::{CheckOptions, ReadData, Subset};
 
 use super::args::*;
-use super::commands::{open, read_lock};
+use super::context::*;
 use super::output::{self, outln};
 use super::{EXIT_ERROR, EXIT_OK};
 
@@ -128,7 +128,7 @@ pub fn stats(a: StatsArgs) -> Result<u8> {
         output::json(&v);
         return Ok(EXIT_OK);
     }
-    super::commands::print_retention(retained.as_ref());
+    super::report::print_retention(retained.as_ref());
     outln!(
         "{} snapshots hold {} in files; the vault stores {} for them ({:.2}x: {:.2}x dedup, {:.2}x compression)",
         s.snapshots,
@@ -176,7 +176,7 @@ pub fn stats(a: StatsArgs) -> Result<u8> {
     }
     outln!(
         "{}",
-        super::commands::requests_line(&vault.store().requests())
+        super::report::requests_line(&vault.store().requests())
     );
     Ok(EXIT_OK)
 }

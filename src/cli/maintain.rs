@@ -3,14 +3,15 @@
 use anyhow::{Result, bail};
 use serde_json::json;
 use sitevault::Id;
-use sitevault::prune::{PruneOptions, PruneReport};
+use sitevault::prune::PruneOptions;
 use sitevault::retention::{self, KeepWithin, Policy};
 use sitevault::snapshot;
 
 use super::EXIT_OK;
 use super::args::*;
-use super::commands::{filter, hostname, lock, open};
+use super::context::*;
 use super::output::{self, outln};
+use super::report::*;
 
 pub fn forget(a: ForgetArgs) -> Result<u8> {
     let vault = open(&a.repo)?;
@@ -200,23 +201,8 @@ pub fn forget(a: ForgetArgs) -> Result<u8> {
         print_prune(r);
     }
     print_sweep(sweep.as_ref());
-    super::commands::print_retention(retained.as_ref());
+    super::report::print_retention(retained.as_ref());
     Ok(EXIT_OK)
-}
-
-/// One line on the old object versions of an immutable vault.
-fn print_sweep(w: Option<&sitevault::immutable::SweepReport>) {
-    if let Some(w) = w {
-        outln!(
-            "old versions: {} removed ({}, retention ended); {} still held by Object Lock ({}{})",
-            w.versions_removed,
-            output::bytes(w.bytes_removed),
-            w.versions_held,
-            output::bytes(w.bytes_held),
-            w.held_until
-                .map_or_else(String::new, |t| format!(", until {t} at the latest"))
-        );
-    }
 }
 
 /// Whether `r` (a snapshot argument) names the unreadable snapshot `id`: its full hex, or a
@@ -230,18 +216,6 @@ fn names_unreadable(r: &str, id: &Id, unreadable: &[(Id, sitevault::Error)]) -> 
             .filter(|(o, _)| o.to_hex().starts_with(&r))
             .count()
             == 1
-}
-
-/// Delete snapshot objects under an exclusive lock, checked once before the first deletion.
-/// Forget `ids` under `lock`, recording what was removed first (formats/ §9.3).
-pub(super) fn remove_snapshots(
-    vault: &sitevault::Vault,
-    lock: &sitevault::vault::lock::VaultLock,
-    ids: &[Id],
-    command: &str,
-) -> Result<()> {
-    sitevault::forget::forget_snapshots(vault, ids, &hostname(), command, &|| lock.check())?;
-    Ok(())
 }
 
 pub fn prune(a: PruneArgs) -> Result<u8> {
@@ -266,55 +240,6 @@ pub fn prune(a: PruneArgs) -> Result<u8> {
         print_sweep(sweep.as_ref());
     }
     Ok(EXIT_OK)
-}
-
-pub(super) fn print_prune(r: &PruneReport) {
-    let would = if r.dry_run { "would " } else { "" };
-    outln!(
-        "{} snapshots use {} blobs; {} packs, {} before",
-        r.snapshots,
-        r.blobs_used,
-        r.packs_before,
-        output::bytes(r.bytes_before)
-    );
-    if r.packs_unindexed > 0 {
-        outln!(
-            "{} packs were in no index (left by interrupted backups)",
-            r.packs_unindexed
-        );
-    }
-    if r.packs_missing > 0 {
-        outln!(
-            "{} packs named in the index no longer exist; no snapshot needs them",
-            r.packs_missing
-        );
-    }
-    if !r.packs_damaged_deleted.is_empty() {
-        outln!(
-            "{would}delete {} damaged packs that no index lists (torn uploads; nothing refers to them)",
-            r.packs_damaged_deleted.len()
-        );
-    }
-    if !r.packs_unreadable.is_empty() {
-        outln!(
-            "{} packs in no index have an unreadable header and were left alone; run `sitevault check`",
-            r.packs_unreadable.len()
-        );
-    }
-    outln!(
-        "{would}delete {} unused packs, repack {} partly used packs ({} rewritten into {} new packs)",
-        r.packs_deleted,
-        r.packs_repacked,
-        output::bytes(r.bytes_rewritten),
-        r.packs_written
-    );
-    outln!(
-        "{would}free {}; {} packs, {} after ({} unused kept)",
-        output::bytes(r.bytes_freed),
-        r.packs_after,
-        output::bytes(r.bytes_after),
-        output::bytes(r.bytes_unused_after)
-    );
 }
 
 pub fn unlock(a: UnlockArgs) -> Result<u8> {

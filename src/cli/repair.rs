@@ -5,8 +5,8 @@ use anyhow::Result;
 use sitevault::repair::{self, RepairSnapshotsOptions};
 
 use super::args::*;
-use super::commands::{filter, hostname, lock, open};
-use super::copy::open_other;
+use super::context::*;
+
 use super::output::{self, outln};
 use super::{EXIT_INCOMPLETE, EXIT_OK};
 

@@ -1,0 +1,101 @@
+//! `snapshots`: list the recovery points.
+
+use anyhow::Result;
+use serde_json::json;
+use sitevault::snapshot;
+
+use super::args::*;
+use super::context::*;
+use super::output::{self, outln};
+use super::{EXIT_ERROR, EXIT_OK};
+
+pub fn run(a: SnapshotsArgs) -> Result<u8> {
+    let vault = open(&a.repo)?;
+    let f = filter(&a.filter);
+    let scan = vault.scan_snapshots()?;
+    let mut snaps: Vec<_> = scan
+        .readable
+        .iter()
+        .filter(|(_, s)| f.matches(s))
+        .cloned()
+        .collect();
+    if let Some(at) = a.at {
+        snaps = vec![snapshot::select_at(&snaps, at, &f)?.clone()];
+    }
+    // The readable ones are listed; each unreadable one is an error, and the exit code says so.
+    let report = |code: u8| {
+        for (id, e) in &scan.unreadable {
+            eprintln!("error: snapshot {} cannot be read: {e}", id.short());
+        }
+        if scan.unreadable.is_empty() {
+            code
+        } else {
+            EXIT_ERROR
+        }
+    };
+    // Change-tracking windows are judged against all of a group's site backups, not only
+    // the ones a filter or --at shows.
+    let outside = snapshot::outside_change_tracking(&scan.readable);
+    let window = |id: &sitevault::Id, s: &sitevault::Snapshot| match s.change_tracking_days {
+        None => None,
+        Some(_) if outside.contains(id) => Some("outside"),
+        Some(_) => Some("inside"),
+    };
+    if a.json {
+        let arr: Vec<_> = snaps
+            .iter()
+            .map(|(id, s)| {
+                json!({
+                    "change_tracking": window(id, s),
+                    "change_tracking_days": s.change_tracking_days,
+                    "id": id.to_hex(),
+                    "short_id": id.short(),
+                    "time": s.time.to_string(),
+                    "host": s.host,
+                    "label": s.label,
+                    "tags": s.tags,
+                    "paths": s.paths,
+                    "complete": s.complete,
+                    "tree": s.tree.to_hex(),
+                    "previous": s.previous.map(|p| p.to_hex()),
+                    "program_version": s.program_version,
+                    "summary": s.summary,
+                })
+            })
+            .collect();
+        output::json(&serde_json::Value::Array(arr));
+        return Ok(report(EXIT_OK));
+    }
+    outln!(
+        "{:<8}  {:<20}  {:<16}  {:<16}  {:<10}  {:<8}  {:<8}  paths",
+        "id",
+        "time (UTC)",
+        "host",
+        "label",
+        "tags",
+        "state",
+        "sql-ct"
+    );
+    for (id, s) in &snaps {
+        let time = s.time.strftime("%Y-%m-%d %H:%M:%S").to_string();
+        let state = if s.complete { "complete" } else { "partial" };
+        outln!(
+            "{:<8}  {:<20}  {:<16}  {:<16}  {:<10}  {:<8}  {:<8}  {}",
+            id.short(),
+            time,
+            s.host,
+            s.label,
+            s.tags.join(","),
+            state,
+            window(id, s).map_or("-", |w| if w == "outside" { "OUTSIDE" } else { w }),
+            s.paths.join(" ")
+        );
+    }
+    outln!("{} snapshots", snaps.len());
+    if snaps.iter().any(|(id, _)| outside.contains(id)) {
+        outln!(
+            "sql-ct OUTSIDE: the site database in that snapshot is older than SQL change-tracking retention allows; restoring it means the site reinitialises its data from the other sites"
+        );
+    }
+    Ok(report(EXIT_OK))
+}
