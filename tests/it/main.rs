@@ -29,6 +29,7 @@ mod roundtrip;
 mod sites;
 mod spool;
 mod tamper;
+mod tidy;
 mod vectors;
 mod webdriver;
 mod wine;
