@@ -19,8 +19,8 @@ use super::args::*;
 use super::context::*;
 use super::report::*;
 
+use super::exit::{EXIT_ERROR, EXIT_INCOMPLETE, EXIT_OK};
 use super::output::{self, outln};
-use super::{EXIT_ERROR, EXIT_INCOMPLETE, EXIT_OK};
 
 /// Appends timestamped lines to the configured log file (and nothing when none is set).
 struct RunLog {

@@ -5,9 +5,9 @@ use sitevault::BackupOptions;
 
 use super::args::*;
 use super::context::*;
+use super::exit::{EXIT_INCOMPLETE, EXIT_OK};
 use super::output::{self, outln};
 use super::report::*;
-use super::{EXIT_INCOMPLETE, EXIT_OK};
 
 pub fn run(a: BackupArgs) -> Result<u8> {
     let vault = open(&a.repo)?;

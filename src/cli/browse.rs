@@ -5,9 +5,9 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use sitevault::browse::{BrowseOptions, Browser};
 
-use super::EXIT_OK;
 use super::args::{BrowseArgs, MountArgs, ServeArgs};
 use super::context::*;
+use super::exit::EXIT_OK;
 use super::output::outln;
 
 /// Open the vault, take the shared lock, and read the snapshot list and index.

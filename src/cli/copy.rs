@@ -2,9 +2,9 @@
 
 use anyhow::Result;
 
-use super::EXIT_OK;
 use super::args::*;
 use super::context::*;
+use super::exit::EXIT_OK;
 use super::output::{self, outln};
 
 pub fn copy(a: CopyArgs) -> Result<u8> {

@@ -7,10 +7,10 @@ use serde_json::json;
 use sitevault::history::{self, EntryKind};
 use sitevault::pattern::PathFilter;
 
-use super::EXIT_OK;
 use super::args::*;
 use super::context::find as find_snapshot;
 use super::context::*;
+use super::exit::EXIT_OK;
 use super::output::{self, outln};
 
 fn lossy(p: &[u8]) -> String {

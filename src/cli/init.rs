@@ -4,9 +4,9 @@ use anyhow::{Context, Result};
 use sitevault::crypto::KdfParams;
 use sitevault::{InitOptions, Vault};
 
-use super::EXIT_OK;
 use super::args::*;
 use super::context::*;
+use super::exit::EXIT_OK;
 use super::output::outln;
 
 pub fn run(a: InitArgs) -> Result<u8> {

@@ -5,8 +5,8 @@ use sitevault::check::{CheckOptions, ReadData, Subset};
 
 use super::args::*;
 use super::context::*;
+use super::exit::{EXIT_ERROR, EXIT_OK};
 use super::output::{self, outln};
-use super::{EXIT_ERROR, EXIT_OK};
 
 /// Damaged paths shown per snapshot in text output; `--json` lists all.
 const PATHS_SHOWN: usize = 20;

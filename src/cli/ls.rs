@@ -6,9 +6,9 @@ use anyhow::Result;
 use serde_json::json;
 use sitevault::tree::NodeKind;
 
-use super::EXIT_OK;
 use super::args::*;
 use super::context::*;
+use super::exit::EXIT_OK;
 use super::output::{self};
 
 pub fn run(a: LsArgs) -> Result<u8> {

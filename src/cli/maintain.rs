@@ -7,9 +7,9 @@ use sitevault::prune::PruneOptions;
 use sitevault::retention::{self, KeepWithin, Policy};
 use sitevault::snapshot;
 
-use super::EXIT_OK;
 use super::args::*;
 use super::context::*;
+use super::exit::EXIT_OK;
 use super::output::{self, outln};
 use super::report::*;
 

@@ -4,6 +4,7 @@
 // Shared by the commands: arguments, opening a vault, printing.
 mod args;
 mod context;
+mod exit;
 mod failpoint;
 mod output;
 mod report;
@@ -29,10 +30,7 @@ use clap::Parser;
 
 use args::{Cli, Command};
 
-/// Exit codes that batch files test.
-pub const EXIT_OK: u8 = 0;
-pub const EXIT_ERROR: u8 = 1;
-pub const EXIT_INCOMPLETE: u8 = 3;
+use exit::EXIT_ERROR;
 
 /// Chunk and read buffers of several MiB are allocated and freed by many threads. glibc raises
 /// its mmap threshold after the first such free and then keeps them in per-thread heaps: night 1

@@ -7,8 +7,8 @@ use sitevault::repair::{self, RepairSnapshotsOptions};
 use super::args::*;
 use super::context::*;
 
+use super::exit::{EXIT_INCOMPLETE, EXIT_OK};
 use super::output::{self, outln};
-use super::{EXIT_INCOMPLETE, EXIT_OK};
 
 pub fn repair(a: RepairArgs) -> Result<u8> {
     match a.what {

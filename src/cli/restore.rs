@@ -6,9 +6,9 @@ use sitevault::{Destination, snapshot};
 
 use super::args::*;
 use super::context::*;
+use super::exit::{EXIT_ERROR, EXIT_OK};
 use super::output::{self, outln};
 use super::report::*;
-use super::{EXIT_ERROR, EXIT_OK};
 
 pub fn run(a: RestoreArgs) -> Result<u8> {
     let vault = open(&a.repo)?;

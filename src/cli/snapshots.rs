@@ -6,8 +6,8 @@ use sitevault::snapshot;
 
 use super::args::*;
 use super::context::*;
+use super::exit::{EXIT_ERROR, EXIT_OK};
 use super::output::{self, outln};
-use super::{EXIT_ERROR, EXIT_OK};
 
 pub fn run(a: SnapshotsArgs) -> Result<u8> {
     let vault = open(&a.repo)?;

@@ -22,7 +22,15 @@ const LAYERS: [(&str, u32); 11] = [
 ];
 
 /// Shared modules of `cli/`; every other file there is a command.
-const CLI_SHARED: [&str; 6] = ["mod", "args", "context", "failpoint", "output", "report"];
+const CLI_SHARED: [&str; 7] = [
+    "mod",
+    "args",
+    "context",
+    "exit",
+    "failpoint",
+    "output",
+    "report",
+];
 
 fn rank(layer: &str) -> Option<u32> {
     LAYERS.iter().find(|(n, _)| *n == layer).map(|&(_, r)| r)
