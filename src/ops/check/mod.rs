@@ -128,6 +128,7 @@ struct Damage {
     blobs: HashSet<(Id, Id)>,
 }
 
+/// Check `vault` (reading data as `opts` says) and report everything found wrong.
 pub fn check(vault: &Vault, opts: &CheckOptions) -> Result<CheckReport> {
     let mut report = CheckReport::default();
     let mut damage = Damage::default();
