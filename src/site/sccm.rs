@@ -50,56 +50,15 @@ pub fn verify_site_backup(backup_folder: &Path, backup_log: Option<&Path>) -> Re
         folder: backup_folder.to_path_buf(),
         reason,
     };
-
-    match fs::metadata(backup_folder) {
-        Ok(m) if m.is_dir() => {}
-        Ok(_) => return Err(refuse("the backup folder is not a folder".into())),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(refuse("the backup folder does not exist".into()));
-        }
-        Err(e) => return Err(Error::io(backup_folder, e)),
-    }
-
+    require_folder(backup_folder).map_err(|e| e.or_refuse(refuse))?;
     let log = match backup_log {
-        Some(p) => match fs::metadata(p) {
-            Ok(m) if m.is_file() => p.to_path_buf(),
-            Ok(_) => {
-                return Err(refuse(format!(
-                    "the configured backup_log {} is not a file",
-                    p.display()
-                )));
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(refuse(format!(
-                    "the configured backup_log {} does not exist",
-                    p.display()
-                )));
-            }
-            Err(e) => return Err(Error::io(p, e)),
-        },
-        None => {
-            let parent = match backup_folder.parent() {
-                // A bare relative name ("CENBackup") has the current folder as parent.
-                Some(p) if p.as_os_str().is_empty() => Some(Path::new(".")),
-                other => other,
-            };
-            let mut found = None;
-            for dir in std::iter::once(backup_folder).chain(parent) {
-                if let Some(p) = child_named(dir, LOG_NAME, Want::File)? {
-                    found = Some(p);
-                    break;
-                }
-            }
-            match found {
-                Some(p) => p,
-                None => {
-                    return Err(refuse(format!(
-                        "no {LOG_NAME} in {} or its parent (give [site] backup_log in the config if it is elsewhere)",
-                        backup_folder.display()
-                    )));
-                }
-            }
-        }
+        Some(p) => configured_log(p).map_err(|e| e.or_refuse(refuse))?,
+        None => find_log(backup_folder)?.ok_or_else(|| {
+            refuse(format!(
+                "no {LOG_NAME} in {} or its parent (give [site] backup_log in the config if it is elsewhere)",
+                backup_folder.display()
+            ))
+        })?,
     };
 
     let bytes = fs::read(&log).map_err(|e| Error::io(&log, e))?;
@@ -107,14 +66,7 @@ pub fn verify_site_backup(backup_folder: &Path, backup_log: Option<&Path>) -> Re
     let name = log.display().to_string();
     let (success_line_no, full_line) = find_success(&text, &name).map_err(refuse)?;
 
-    let site_server = match child_named(backup_folder, "SiteServer", Want::Dir)? {
-        Some(p) => p,
-        None => return Err(refuse("SiteServer folder is missing".into())),
-    };
-    let site_db_server = match child_named(backup_folder, "SiteDBServer", Want::Dir)? {
-        Some(p) => p,
-        None => return Err(refuse("SiteDBServer folder is missing".into())),
-    };
+    let (site_server, site_db_server) = site_folders(backup_folder)?.map_err(refuse)?;
     let mdf_files = mdf_files_below(&site_db_server)?;
     if mdf_files.is_empty() {
         return Err(refuse("SiteDBServer holds no .mdf database file".into()));
@@ -130,6 +82,78 @@ pub fn verify_site_backup(backup_folder: &Path, backup_log: Option<&Path>) -> Re
         site_db_server,
         mdf_files,
     })
+}
+
+/// Why a path given to [`verify_site_backup`] is unusable: a reason that refuses the backup,
+/// or an I/O failure other than "not found".
+enum Unusable {
+    Refused(String),
+    Io(Error),
+}
+
+impl Unusable {
+    fn or_refuse(self, refuse: impl FnOnce(String) -> Error) -> Error {
+        match self {
+            Unusable::Refused(reason) => refuse(reason),
+            Unusable::Io(e) => e,
+        }
+    }
+}
+
+/// The backup folder exists and is a folder.
+fn require_folder(folder: &Path) -> std::result::Result<(), Unusable> {
+    match fs::metadata(folder) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(Unusable::Refused(
+            "the backup folder is not a folder".into(),
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            Err(Unusable::Refused("the backup folder does not exist".into()))
+        }
+        Err(e) => Err(Unusable::Io(Error::io(folder, e))),
+    }
+}
+
+/// `[site] backup_log`, which must be an existing file.
+fn configured_log(p: &Path) -> std::result::Result<PathBuf, Unusable> {
+    match fs::metadata(p) {
+        Ok(m) if m.is_file() => Ok(p.to_path_buf()),
+        Ok(_) => Err(Unusable::Refused(format!(
+            "the configured backup_log {} is not a file",
+            p.display()
+        ))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Unusable::Refused(format!(
+            "the configured backup_log {} does not exist",
+            p.display()
+        ))),
+        Err(e) => Err(Unusable::Io(Error::io(p, e))),
+    }
+}
+
+/// `smsbkup.log` in the backup folder, else in its parent (where the site writes it).
+fn find_log(backup_folder: &Path) -> Result<Option<PathBuf>> {
+    let parent = match backup_folder.parent() {
+        // A bare relative name ("CENBackup") has the current folder as parent.
+        Some(p) if p.as_os_str().is_empty() => Some(Path::new(".")),
+        other => other,
+    };
+    for dir in std::iter::once(backup_folder).chain(parent) {
+        if let Some(p) = child_named(dir, LOG_NAME, Want::File)? {
+            return Ok(Some(p));
+        }
+    }
+    Ok(None)
+}
+
+/// The `SiteServer` and `SiteDBServer` folders, or the reason one is missing.
+fn site_folders(backup_folder: &Path) -> Result<std::result::Result<(PathBuf, PathBuf), String>> {
+    let Some(site_server) = child_named(backup_folder, "SiteServer", Want::Dir)? else {
+        return Ok(Err("SiteServer folder is missing".into()));
+    };
+    let Some(site_db_server) = child_named(backup_folder, "SiteDBServer", Want::Dir)? else {
+        return Ok(Err("SiteDBServer folder is missing".into()));
+    };
+    Ok(Ok((site_server, site_db_server)))
 }
 
 /// Pure log check, for tests and for reuse: Ok((line_no, line)) of the success line that follows the
