@@ -2,10 +2,13 @@
 
 use anyhow::{Result, bail};
 use serde_json::json;
-use sitevault::Id;
-use sitevault::prune::PruneOptions;
-use sitevault::retention::{self, KeepWithin, Policy};
+use sitevault::immutable::{RetentionReport, SweepReport};
+use sitevault::prune::{PruneOptions, PruneReport};
+use sitevault::retention::{self, GroupPlan, KeepWithin, Policy};
 use sitevault::snapshot;
+use sitevault::vault::SnapshotScan;
+use sitevault::vault::lock::VaultLock;
+use sitevault::{Id, Vault};
 
 use super::args::*;
 use super::context::*;
@@ -18,13 +21,36 @@ pub fn forget(a: ForgetArgs) -> Result<u8> {
     // A dry run changes nothing, so it only needs to keep prune away while it reads.
     let lock = lock(&vault, &a.lock, !a.dry_run, "forget")?;
     let f = filter(&a.filter);
-    // A snapshot whose record cannot be read can still be forgotten by its id, as check and
-    // prune advise: it is only an object name then.
     let scan = vault.scan_snapshots()?;
+    let unreadable_named = unreadable_named(&a.ids, &scan)?;
+    let snaps: Vec<_> = scan
+        .readable
+        .into_iter()
+        .filter(|(_, s)| f.matches(s))
+        .collect();
+    let policy = policy(&a.policy)?;
+    let plans = plan(&a, &snaps, &policy, &f, &unreadable_named, &scan.unreadable)?;
+    let remove = to_remove(&a, &plans, &unreadable_named);
+    if !a.dry_run {
+        remove_snapshots(&vault, &lock, &remove, "forget")?;
+    }
+    let after = Aftermath::of(&vault, &a, &remove, &lock)?;
+    lock.release()?;
+    if a.json {
+        print_forget_json(&a, &plans, &remove, &after);
+    } else {
+        print_forget(&a, &plans, &remove, &after);
+    }
+    Ok(EXIT_OK)
+}
+
+/// The unreadable snapshots the arguments name; each other unreadable one gets a warning.
+/// A snapshot whose record cannot be read can still be forgotten by its id, as check and
+/// prune advise: it is only an object name then.
+fn unreadable_named(ids: &[String], scan: &SnapshotScan) -> Result<Vec<Id>> {
     let mut unreadable_named = Vec::new();
     for (id, e) in &scan.unreadable {
-        if let Some(r) = a
-            .ids
+        if let Some(r) = ids
             .iter()
             .find(|r| names_unreadable(r, id, &scan.unreadable))
         {
@@ -46,13 +72,12 @@ pub fn forget(a: ForgetArgs) -> Result<u8> {
             );
         }
     }
-    let snaps: Vec<_> = scan
-        .readable
-        .into_iter()
-        .filter(|(_, s)| f.matches(s))
-        .collect();
-    let p = &a.policy;
-    let policy = Policy {
+    Ok(unreadable_named)
+}
+
+/// The retention policy the `--keep-*` flags give (empty when none is given).
+fn policy(p: &PolicyArgs) -> Result<Policy> {
+    Ok(Policy {
         keep_last: p.keep_last.unwrap_or(0),
         keep_hourly: p.keep_hourly.unwrap_or(0),
         keep_daily: p.keep_daily.unwrap_or(0),
@@ -65,32 +90,52 @@ pub fn forget(a: ForgetArgs) -> Result<u8> {
             .map(str::parse::<KeepWithin>)
             .transpose()?,
         keep_tags: p.keep_tags.clone(),
-    };
-    let plans = if a.ids.is_empty() {
-        retention::plan(&snaps, &policy, &jiff::tz::TimeZone::system())?
-    } else {
-        if !policy.is_empty() {
-            bail!("give snapshot ids or --keep-* rules, not both");
+    })
+}
+
+/// What to keep and remove of `snaps`: by the policy, or exactly the snapshots named (the
+/// unreadable ones among them are left to the caller).
+fn plan(
+    a: &ForgetArgs,
+    snaps: &[(Id, sitevault::Snapshot)],
+    policy: &Policy,
+    f: &sitevault::SnapshotFilter,
+    unreadable_named: &[Id],
+    unreadable: &[(Id, sitevault::Error)],
+) -> Result<Vec<GroupPlan>> {
+    if a.ids.is_empty() {
+        return Ok(retention::plan(
+            snaps,
+            policy,
+            &jiff::tz::TimeZone::system(),
+        )?);
+    }
+    if !policy.is_empty() {
+        bail!("give snapshot ids or --keep-* rules, not both");
+    }
+    let mut ids = Vec::new();
+    for r in &a.ids {
+        if unreadable_named
+            .iter()
+            .any(|id| names_unreadable(r, id, unreadable))
+        {
+            continue;
         }
-        let mut ids = Vec::new();
-        for r in &a.ids {
-            if unreadable_named
-                .iter()
-                .any(|id| names_unreadable(r, id, &scan.unreadable))
-            {
-                continue;
-            }
-            ids.push(snapshot::select(&snaps, r, &f)?.0);
-        }
-        retention::plan_ids(&snaps, &ids)
-    };
+        ids.push(snapshot::select(snaps, r, f)?.0);
+    }
+    Ok(retention::plan_ids(snaps, &ids))
+}
+
+/// The snapshots to remove: those the plans do not keep, then the unreadable ones named
+/// (each announced on stderr).
+fn to_remove(a: &ForgetArgs, plans: &[GroupPlan], unreadable_named: &[Id]) -> Vec<Id> {
     let mut remove: Vec<Id> = plans
         .iter()
         .flat_map(|g| g.decisions.iter())
         .filter(|d| !d.keep)
         .map(|d| d.id)
         .collect();
-    for id in &unreadable_named {
+    for id in unreadable_named {
         eprintln!(
             "{} unreadable snapshot {}",
             if a.dry_run {
@@ -101,77 +146,98 @@ pub fn forget(a: ForgetArgs) -> Result<u8> {
             id.to_hex()
         );
     }
-    remove.extend(&unreadable_named);
-    if !a.dry_run {
-        remove_snapshots(&vault, &lock, &remove, "forget")?;
-    }
-    let pruned = if a.prune {
-        // A dry run previews the prune as if the snapshots were already gone.
-        let opts = PruneOptions {
-            dry_run: a.dry_run,
-            max_unused: a.max_unused,
-            assume_forgotten: if a.dry_run {
-                remove.iter().copied().collect()
-            } else {
-                Default::default()
-            },
-            ..PruneOptions::default()
+    remove.extend(unreadable_named);
+    remove
+}
+
+/// What follows the forgetting, still under its lock: the prune and the sweep of old
+/// versions (with `--prune`), and the Object Lock retention of what is kept.
+struct Aftermath {
+    pruned: Option<PruneReport>,
+    sweep: Option<SweepReport>,
+    retained: Option<RetentionReport>,
+}
+
+impl Aftermath {
+    /// Prune and sweep if asked, then extend the retention of what is kept.
+    fn of(vault: &Vault, a: &ForgetArgs, remove: &[Id], lock: &VaultLock) -> Result<Aftermath> {
+        let pruned = if a.prune {
+            // A dry run previews the prune as if the snapshots were already gone.
+            let opts = PruneOptions {
+                dry_run: a.dry_run,
+                max_unused: a.max_unused,
+                assume_forgotten: if a.dry_run {
+                    remove.iter().copied().collect()
+                } else {
+                    Default::default()
+                },
+                ..PruneOptions::default()
+            };
+            Some(sitevault::prune::prune(vault, &opts, &|| lock.check())?)
+        } else {
+            None
         };
-        Some(sitevault::prune::prune(&vault, &opts, &|| lock.check())?)
-    } else {
-        None
-    };
-    let sweep = if a.prune {
-        sitevault::immutable::sweep_versions(&vault, a.dry_run)?
-    } else {
-        None
-    };
-    // Forgotten snapshots' objects are no longer extended; what is kept stays held.
-    let retained = if a.dry_run {
-        None
-    } else {
-        sitevault::immutable::keep_retained(&vault, false)?
-    };
-    lock.release()?;
-    if a.json {
-        let groups: Vec<_> = plans
-            .iter()
-            .map(|g| {
-                let list = |keep: bool| -> Vec<serde_json::Value> {
-                    g.decisions
-                        .iter()
-                        .filter(|d| d.keep == keep)
-                        .map(|d| {
-                            json!({
-                                "id": d.id.to_hex(),
-                                "short_id": d.id.short(),
-                                "time": d.time.to_string(),
-                                "complete": d.complete,
-                                "reasons": d.reasons,
-                            })
-                        })
-                        .collect()
-                };
-                json!({
-                    "host": g.group.host,
-                    "label": g.group.label,
-                    "keep": list(true),
-                    "remove": list(false),
-                })
-            })
-            .collect();
-        output::json(&json!({
-            "dry_run": a.dry_run,
-            "groups": groups,
-            "removed": if a.dry_run { 0 } else { remove.len() },
-            "prune": pruned,
-            "versions": sweep,
-            "retention": retained,
-        }));
-        return Ok(EXIT_OK);
+        let sweep = if a.prune {
+            sitevault::immutable::sweep_versions(vault, a.dry_run)?
+        } else {
+            None
+        };
+        // Forgotten snapshots' objects are no longer extended; what is kept stays held.
+        let retained = if a.dry_run {
+            None
+        } else {
+            sitevault::immutable::keep_retained(vault, false)?
+        };
+        Ok(Aftermath {
+            pruned,
+            sweep,
+            retained,
+        })
     }
+}
+
+/// `forget --json`: each group's kept and removed snapshots, and what followed.
+fn print_forget_json(a: &ForgetArgs, plans: &[GroupPlan], remove: &[Id], after: &Aftermath) {
+    let groups: Vec<_> = plans
+        .iter()
+        .map(|g| {
+            let list = |keep: bool| -> Vec<serde_json::Value> {
+                g.decisions
+                    .iter()
+                    .filter(|d| d.keep == keep)
+                    .map(|d| {
+                        json!({
+                            "id": d.id.to_hex(),
+                            "short_id": d.id.short(),
+                            "time": d.time.to_string(),
+                            "complete": d.complete,
+                            "reasons": d.reasons,
+                        })
+                    })
+                    .collect()
+            };
+            json!({
+                "host": g.group.host,
+                "label": g.group.label,
+                "keep": list(true),
+                "remove": list(false),
+            })
+        })
+        .collect();
+    output::json(&json!({
+        "dry_run": a.dry_run,
+        "groups": groups,
+        "removed": if a.dry_run { 0 } else { remove.len() },
+        "prune": after.pruned,
+        "versions": after.sweep,
+        "retention": after.retained,
+    }));
+}
+
+/// `forget` as text: each group's decisions, the count removed, and what followed.
+fn print_forget(a: &ForgetArgs, plans: &[GroupPlan], remove: &[Id], after: &Aftermath) {
     let tz = jiff::tz::TimeZone::system();
-    for g in &plans {
+    for g in plans {
         let kept = g.decisions.iter().filter(|d| d.keep).count();
         outln!(
             "host {}, label {:?}: keep {kept}, remove {}",
@@ -197,12 +263,11 @@ pub fn forget(a: ForgetArgs) -> Result<u8> {
     } else {
         outln!("{} snapshots removed", remove.len());
     }
-    if let Some(r) = &pruned {
+    if let Some(r) = &after.pruned {
         print_prune(r);
     }
-    print_sweep(sweep.as_ref());
-    super::report::print_retention(retained.as_ref());
-    Ok(EXIT_OK)
+    print_sweep(after.sweep.as_ref());
+    super::report::print_retention(after.retained.as_ref());
 }
 
 /// Whether `r` (a snapshot argument) names the unreadable snapshot `id`: its full hex, or a
