@@ -1,7 +1,7 @@
 //! `check` and `stats`: read-only views of a vault's health and size.
 
 use anyhow::Result;
-use sitevault::check::{CheckOptions, ReadData, Subset};
+use sitevault::check::{CheckOptions, CheckReport, DamagedSnapshot, ReadData, Subset};
 
 use super::args::*;
 use super::context::*;
@@ -12,11 +12,7 @@ use super::output::{self, outln};
 const PATHS_SHOWN: usize = 20;
 
 pub fn check(a: CheckArgs) -> Result<u8> {
-    let read_data = match (&a.read_data_subset, a.read_data) {
-        (Some(s), _) => ReadData::Subset(s.parse::<Subset>()?),
-        (None, true) => ReadData::All,
-        (None, false) => ReadData::None,
-    };
+    let read_data = read_data(&a)?;
     let vault = open(&a.repo)?;
     let _lock = read_lock(&vault, &a.lock, "check")?;
     let opts = CheckOptions {
@@ -29,76 +25,7 @@ pub fn check(a: CheckArgs) -> Result<u8> {
         v["clean"] = serde_json::Value::Bool(r.is_clean());
         output::json(&v);
     } else {
-        outln!(
-            "checked {} snapshots, {} index files, {} packs, {} trees, {} chunks",
-            r.snapshots,
-            r.index_files,
-            r.packs,
-            r.trees,
-            r.data_blobs
-        );
-        if r.headers_skipped > 0 {
-            outln!(
-                "read {} pack headers; {} more were verified before on this host with the same index entries (--all-headers reads them too)",
-                r.headers_read,
-                r.headers_skipped
-            );
-        }
-        if read_data != ReadData::None {
-            outln!(
-                "read {} packs, {} blobs, {}",
-                r.packs_read,
-                r.blobs_read,
-                output::bytes(r.bytes_read)
-            );
-        }
-        for w in &r.warnings {
-            outln!("warning: {w}");
-        }
-        for e in &r.errors {
-            outln!("error: {e}");
-        }
-        if !r.damaged_packs.is_empty() {
-            outln!("damaged packs:");
-            for p in &r.damaged_packs {
-                outln!("  {}", p.to_hex());
-            }
-        }
-        let tz = jiff::tz::TimeZone::system();
-        for d in &r.damaged_snapshots {
-            let Some(time) = d.time else {
-                outln!("snapshot {} cannot be read at all", d.id.short());
-                continue;
-            };
-            outln!(
-                "snapshot {} ({}, host {}{}): {} files and {} folders cannot be restored:",
-                d.id.short(),
-                time.to_zoned(tz.clone()).strftime("%Y-%m-%d %H:%M:%S %:z"),
-                d.host,
-                if d.label.is_empty() {
-                    String::new()
-                } else {
-                    format!(", label {}", d.label)
-                },
-                d.files.len(),
-                d.dirs.len()
-            );
-            let paths: Vec<String> = d
-                .dirs
-                .iter()
-                .map(|p| format!("{p} (folder listing unreadable: everything below it)"))
-                .chain(d.files.iter().cloned())
-                .collect();
-            for p in paths.iter().take(PATHS_SHOWN) {
-                outln!("  {p}");
-            }
-            if paths.len() > PATHS_SHOWN {
-                outln!("  … and {} more (see --json)", paths.len() - PATHS_SHOWN);
-            }
-        }
-        if r.is_clean() {
-            outln!("no damage found");
-        }
+        print_check(&r, read_data);
     }
     if r.is_clean() {
         return Ok(EXIT_OK);
@@ -112,6 +39,94 @@ pub fn check(a: CheckArgs) -> Result<u8> {
         r.errors[0]
     );
     Ok(EXIT_ERROR)
+}
+
+/// How much stored data `--read-data` or `--read-data-subset` asks check to read.
+fn read_data(a: &CheckArgs) -> Result<ReadData> {
+    Ok(match (&a.read_data_subset, a.read_data) {
+        (Some(s), _) => ReadData::Subset(s.parse::<Subset>()?),
+        (None, true) => ReadData::All,
+        (None, false) => ReadData::None,
+    })
+}
+
+/// `check` as text: what was read, each problem, the damaged packs and snapshots.
+fn print_check(r: &CheckReport, read_data: ReadData) {
+    outln!(
+        "checked {} snapshots, {} index files, {} packs, {} trees, {} chunks",
+        r.snapshots,
+        r.index_files,
+        r.packs,
+        r.trees,
+        r.data_blobs
+    );
+    if r.headers_skipped > 0 {
+        outln!(
+            "read {} pack headers; {} more were verified before on this host with the same index entries (--all-headers reads them too)",
+            r.headers_read,
+            r.headers_skipped
+        );
+    }
+    if read_data != ReadData::None {
+        outln!(
+            "read {} packs, {} blobs, {}",
+            r.packs_read,
+            r.blobs_read,
+            output::bytes(r.bytes_read)
+        );
+    }
+    for w in &r.warnings {
+        outln!("warning: {w}");
+    }
+    for e in &r.errors {
+        outln!("error: {e}");
+    }
+    if !r.damaged_packs.is_empty() {
+        outln!("damaged packs:");
+        for p in &r.damaged_packs {
+            outln!("  {}", p.to_hex());
+        }
+    }
+    let tz = jiff::tz::TimeZone::system();
+    for d in &r.damaged_snapshots {
+        print_damaged_snapshot(d, &tz);
+    }
+    if r.is_clean() {
+        outln!("no damage found");
+    }
+}
+
+/// One damaged snapshot: when and whose it is, and the first paths that cannot be restored.
+fn print_damaged_snapshot(d: &DamagedSnapshot, tz: &jiff::tz::TimeZone) {
+    let Some(time) = d.time else {
+        outln!("snapshot {} cannot be read at all", d.id.short());
+        return;
+    };
+    outln!(
+        "snapshot {} ({}, host {}{}): {} files and {} folders cannot be restored:",
+        d.id.short(),
+        time.to_zoned(tz.clone()).strftime("%Y-%m-%d %H:%M:%S %:z"),
+        d.host,
+        if d.label.is_empty() {
+            String::new()
+        } else {
+            format!(", label {}", d.label)
+        },
+        d.files.len(),
+        d.dirs.len()
+    );
+    let paths: Vec<String> = d
+        .dirs
+        .iter()
+        .map(|p| format!("{p} (folder listing unreadable: everything below it)"))
+        .chain(d.files.iter().cloned())
+        .collect();
+    for p in paths.iter().take(PATHS_SHOWN) {
+        outln!("  {p}");
+    }
+    if paths.len() > PATHS_SHOWN {
+        outln!("  … and {} more (see --json)", paths.len() - PATHS_SHOWN);
+    }
 }
 
 pub fn stats(a: StatsArgs) -> Result<u8> {

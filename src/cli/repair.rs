@@ -2,7 +2,8 @@
 //! Exit 0 when the repair is complete, 3 when something could not be saved (named on stdout).
 
 use anyhow::Result;
-use sitevault::repair::{self, RepairSnapshotsOptions};
+use sitevault::repair::{self, RepairSnapshotsOptions, RepairSnapshotsReport};
+use sitevault::{Id, Snapshot};
 
 use super::args::*;
 use super::context::*;
@@ -60,6 +61,34 @@ fn snapshots(a: RepairSnapshotsArgs) -> Result<u8> {
     let vault = open(&a.repo)?;
     // Forgetting the originals deletes: that needs prune kept away, as forget does.
     let lock = lock(&vault, &a.lock, a.forget && !a.dry_run, "repair snapshots")?;
+    let (chosen, unreadable) = chosen(&vault, &a)?;
+    let opts = RepairSnapshotsOptions {
+        dry_run: a.dry_run,
+        forget: a.forget,
+        read_data: a.read_data,
+        host: hostname(),
+    };
+    let r = repair::repair_snapshots(&vault, &chosen, &unreadable, &opts, &|| lock.check())?;
+    lock.release()?;
+    let code = if r.unrepairable.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_INCOMPLETE
+    };
+    if a.json {
+        output::json(&serde_json::to_value(&r)?);
+        return Ok(code);
+    }
+    print_snapshots(&a, &r);
+    Ok(code)
+}
+
+/// The snapshots to look at (those named, else every one the filter matches) and the
+/// unreadable records to report.
+fn chosen(
+    vault: &sitevault::Vault,
+    a: &RepairSnapshotsArgs,
+) -> Result<(Vec<(Id, Snapshot)>, Vec<(Id, sitevault::Error)>)> {
     let f = filter(&a.filter);
     let scan = vault.scan_snapshots()?;
     let matching: Vec<_> = scan
@@ -82,23 +111,12 @@ fn snapshots(a: RepairSnapshotsArgs) -> Result<u8> {
     } else {
         vec![]
     };
-    let opts = RepairSnapshotsOptions {
-        dry_run: a.dry_run,
-        forget: a.forget,
-        read_data: a.read_data,
-        host: hostname(),
-    };
-    let r = repair::repair_snapshots(&vault, &chosen, &unreadable, &opts, &|| lock.check())?;
-    lock.release()?;
-    let code = if r.unrepairable.is_empty() {
-        EXIT_OK
-    } else {
-        EXIT_INCOMPLETE
-    };
-    if a.json {
-        output::json(&serde_json::to_value(&r)?);
-        return Ok(code);
-    }
+    Ok((chosen, unreadable))
+}
+
+/// `repair snapshots` as text: each repaired snapshot with what it left out, each one that
+/// cannot be repaired, and the totals.
+fn print_snapshots(a: &RepairSnapshotsArgs, r: &RepairSnapshotsReport) {
     for s in &r.repaired {
         let new = s.repaired.map_or_else(
             || "would be repaired".to_string(),
@@ -143,7 +161,6 @@ fn snapshots(a: RepairSnapshotsArgs) -> Result<u8> {
             "; only missing data was looked for (--read-data also finds damaged data)".into()
         }
     );
-    Ok(code)
 }
 
 fn packs(a: RepairPacksArgs) -> Result<u8> {
