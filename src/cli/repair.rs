@@ -61,14 +61,14 @@ fn snapshots(a: RepairSnapshotsArgs) -> Result<u8> {
     let vault = open(&a.repo)?;
     // Forgetting the originals deletes: that needs prune kept away, as forget does.
     let lock = lock(&vault, &a.lock, a.forget && !a.dry_run, "repair snapshots")?;
-    let (chosen, unreadable) = chosen(&vault, &a)?;
+    let Chosen { snaps, unreadable } = chosen(&vault, &a)?;
     let opts = RepairSnapshotsOptions {
         dry_run: a.dry_run,
         forget: a.forget,
         read_data: a.read_data,
         host: hostname(),
     };
-    let r = repair::repair_snapshots(&vault, &chosen, &unreadable, &opts, &|| lock.check())?;
+    let r = repair::repair_snapshots(&vault, &snaps, &unreadable, &opts, &|| lock.check())?;
     lock.release()?;
     let code = if r.unrepairable.is_empty() {
         EXIT_OK
@@ -83,12 +83,16 @@ fn snapshots(a: RepairSnapshotsArgs) -> Result<u8> {
     Ok(code)
 }
 
-/// The snapshots to look at (those named, else every one the filter matches) and the
-/// unreadable records to report.
-fn chosen(
-    vault: &sitevault::Vault,
-    a: &RepairSnapshotsArgs,
-) -> Result<(Vec<(Id, Snapshot)>, Vec<(Id, sitevault::Error)>)> {
+/// What `repair snapshots` looks at.
+struct Chosen {
+    /// The snapshots named, else every one the filter matches.
+    snaps: Vec<(Id, Snapshot)>,
+    /// The unreadable records to report.
+    unreadable: Vec<(Id, sitevault::Error)>,
+}
+
+/// The snapshots to look at and the unreadable records to report.
+fn chosen(vault: &sitevault::Vault, a: &RepairSnapshotsArgs) -> Result<Chosen> {
     let f = filter(&a.filter);
     let scan = vault.scan_snapshots()?;
     let matching: Vec<_> = scan
@@ -111,7 +115,10 @@ fn chosen(
     } else {
         vec![]
     };
-    Ok((chosen, unreadable))
+    Ok(Chosen {
+        snaps: chosen,
+        unreadable,
+    })
 }
 
 /// `repair snapshots` as text: each repaired snapshot with what it left out, each one that
