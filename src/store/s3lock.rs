@@ -41,6 +41,39 @@ pub struct ObjectVersion {
     pub size: u64,
 }
 
+/// One page of a ListObjectVersions reply.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct VersionList {
+    #[serde(default)]
+    is_truncated: bool,
+    next_key_marker: Option<String>,
+    next_version_id_marker: Option<String>,
+    #[serde(rename = "$value", default)]
+    entries: Vec<VersionEntry>,
+}
+
+/// An element of a ListObjectVersions reply.
+#[derive(Deserialize)]
+enum VersionEntry {
+    Version(VersionXml),
+    DeleteMarker(VersionXml),
+    #[serde(other)]
+    Other,
+}
+
+/// A `<Version>` or `<DeleteMarker>` element.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct VersionXml {
+    key: String,
+    version_id: String,
+    is_latest: bool,
+    last_modified: String,
+    #[serde(default)]
+    size: u64,
+}
+
 /// How deleting one version went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VersionDelete {
@@ -389,78 +422,12 @@ impl S3Lock {
 
     /// Every version and delete marker under `prefix` (relative to the vault).
     pub fn versions(&self, prefix: &str) -> Result<Vec<ObjectVersion>> {
-        #[derive(Deserialize)]
-        #[serde(rename_all = "PascalCase")]
-        struct List {
-            #[serde(default)]
-            is_truncated: bool,
-            next_key_marker: Option<String>,
-            next_version_id_marker: Option<String>,
-            #[serde(rename = "$value", default)]
-            entries: Vec<Entry>,
-        }
-        #[derive(Deserialize)]
-        enum Entry {
-            Version(V),
-            DeleteMarker(V),
-            #[serde(other)]
-            Other,
-        }
-        #[derive(Deserialize)]
-        #[serde(rename_all = "PascalCase")]
-        struct V {
-            key: String,
-            version_id: String,
-            is_latest: bool,
-            last_modified: String,
-            #[serde(default)]
-            size: u64,
-        }
         let full = format!("{}{prefix}", self.prefix);
         let mut out = Vec::new();
         let mut markers: Option<(String, String)> = None;
         loop {
-            let mut q = format!("/?versions&prefix={}", encode(&full, false));
-            if let Some((k, v)) = &markers {
-                q.push_str(&format!(
-                    "&key-marker={}&version-id-marker={}",
-                    encode(k, false),
-                    encode(v, false)
-                ));
-            }
-            let r = self
-                .send(http::Method::GET, &q, &[], Bytes::new(), true)
-                .map_err(|e| self.err(prefix, e))?;
-            if r.status != 200 {
-                return Err(self.err(
-                    prefix,
-                    format!(
-                        "listing versions failed: HTTP {}: {}",
-                        r.status,
-                        s3_error(&r.body)
-                    ),
-                ));
-            }
-            let l: List = quick_xml::de::from_reader(r.body.as_ref())
-                .map_err(|e| self.err(prefix, format!("listing versions: {e}")))?;
-            for e in l.entries {
-                let (v, marker) = match e {
-                    Entry::Version(v) => (v, false),
-                    Entry::DeleteMarker(v) => (v, true),
-                    Entry::Other => continue,
-                };
-                let Some(name) = v.key.strip_prefix(&self.prefix) else {
-                    continue;
-                };
-                out.push(ObjectVersion {
-                    name: name.to_string(),
-                    version_id: v.version_id,
-                    is_latest: v.is_latest,
-                    delete_marker: marker,
-                    modified: parse_time(&v.last_modified).unwrap_or(Timestamp::UNIX_EPOCH),
-                    size: v.size,
-                });
-            }
+            let l = self.versions_page(prefix, &full, markers.as_ref())?;
+            self.push_versions(l.entries, &mut out);
             match (l.is_truncated, l.next_key_marker, l.next_version_id_marker) {
                 (true, Some(k), Some(v)) => markers = Some((k, v)),
                 (true, Some(k), None) => markers = Some((k, String::new())),
@@ -468,6 +435,60 @@ impl S3Lock {
             }
         }
         Ok(out)
+    }
+
+    /// One ListObjectVersions page under `full` (the bucket key prefix), from `markers` on.
+    fn versions_page(
+        &self,
+        prefix: &str,
+        full: &str,
+        markers: Option<&(String, String)>,
+    ) -> Result<VersionList> {
+        let mut q = format!("/?versions&prefix={}", encode(full, false));
+        if let Some((k, v)) = markers {
+            q.push_str(&format!(
+                "&key-marker={}&version-id-marker={}",
+                encode(k, false),
+                encode(v, false)
+            ));
+        }
+        let r = self
+            .send(http::Method::GET, &q, &[], Bytes::new(), true)
+            .map_err(|e| self.err(prefix, e))?;
+        if r.status != 200 {
+            return Err(self.err(
+                prefix,
+                format!(
+                    "listing versions failed: HTTP {}: {}",
+                    r.status,
+                    s3_error(&r.body)
+                ),
+            ));
+        }
+        quick_xml::de::from_reader(r.body.as_ref())
+            .map_err(|e| self.err(prefix, format!("listing versions: {e}")))
+    }
+
+    /// Add the versions and delete markers of one page inside the vault's prefix to `out`.
+    fn push_versions(&self, entries: Vec<VersionEntry>, out: &mut Vec<ObjectVersion>) {
+        for e in entries {
+            let (v, marker) = match e {
+                VersionEntry::Version(v) => (v, false),
+                VersionEntry::DeleteMarker(v) => (v, true),
+                VersionEntry::Other => continue,
+            };
+            let Some(name) = v.key.strip_prefix(&self.prefix) else {
+                continue;
+            };
+            out.push(ObjectVersion {
+                name: name.to_string(),
+                version_id: v.version_id,
+                is_latest: v.is_latest,
+                delete_marker: marker,
+                modified: parse_time(&v.last_modified).unwrap_or(Timestamp::UNIX_EPOCH),
+                size: v.size,
+            });
+        }
     }
 
     /// Delete one version for good (no bypass of governance retention).
