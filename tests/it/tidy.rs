@@ -52,18 +52,51 @@ fn code(line: &str) -> &str {
     line.split("//").next().unwrap_or("")
 }
 
-/// The first path segment after each `prefix` on the line (`crate::vault::lock` gives "vault").
-fn segments<'a>(line: &'a str, prefix: &str) -> Vec<&'a str> {
-    line.match_indices(prefix)
-        .filter(|(i, _)| *i == 0 || !line.as_bytes()[i - 1].is_ascii_alphanumeric())
-        .map(|(i, _)| {
-            let rest = &line[i + prefix.len()..];
-            let end = rest
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .unwrap_or(rest.len());
-            &rest[..end]
-        })
-        .collect()
+/// The first path segment after each `prefix` in `text`, with its 1-based line: `crate::vault::lock`
+/// gives "vault", and a group `crate::{error::Error, vault::Vault}` (even over several lines) gives
+/// "error" and "vault".
+fn segments(text: &str, prefix: &str) -> Vec<(usize, String)> {
+    let code: String = text.lines().map(|l| format!("{}\n", code(l))).collect();
+    let line_of = |i: usize| code[..i].matches('\n').count() + 1;
+    let mut out = Vec::new();
+    for (i, _) in code.match_indices(prefix) {
+        if i > 0 && code.as_bytes()[i - 1].is_ascii_alphanumeric() {
+            continue;
+        }
+        let rest = &code[i + prefix.len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            let mut depth = 0;
+            let mut start = 0;
+            for (j, c) in group.char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => {
+                        out.push((line_of(i), first_segment(&group[start..j])));
+                        break;
+                    }
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => {
+                        out.push((line_of(i), first_segment(&group[start..j])));
+                        start = j + 1;
+                    }
+                    _ => {}
+                }
+            }
+        } else {
+            out.push((line_of(i), first_segment(rest)));
+        }
+    }
+    out.retain(|(_, s)| !s.is_empty());
+    out
+}
+
+/// `vault` for " vault::lock::Lock"; empty when the path does not start with a name.
+fn first_segment(path: &str) -> String {
+    let path = path.trim_start();
+    let end = path
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(path.len());
+    path[..end].to_string()
 }
 
 fn src() -> PathBuf {
@@ -84,17 +117,16 @@ fn library_breaks(root: &Path, file: &Path, text: &str, breaks: &mut Vec<String>
         ));
         return;
     };
-    for (n, line) in text.lines().enumerate() {
-        for used in segments(code(line), "crate::") {
-            let ok = used == own || rank(used).is_some_and(|r| r < own_rank);
-            if !ok {
-                breaks.push(format!(
-                    "{}:{}: `crate::{used}` from layer `{own}`: a file imports only its own layer and those below (ARCHITECTURE.md)",
-                    rel.display(),
-                    n + 1
-                ));
-            }
+    for (n, used) in segments(text, "crate::") {
+        let ok = used == own || rank(&used).is_some_and(|r| r < own_rank);
+        if !ok {
+            breaks.push(format!(
+                "{}:{n}: `crate::{used}` from layer `{own}`: a file imports only its own layer and those below (ARCHITECTURE.md)",
+                rel.display(),
+            ));
         }
+    }
+    for (n, line) in text.lines().enumerate() {
         if own == "format" {
             for io in [
                 "std::fs",
@@ -115,28 +147,39 @@ fn library_breaks(root: &Path, file: &Path, text: &str, breaks: &mut Vec<String>
     }
 }
 
+/// The command a file of `cli/` belongs to (`cli/backup.rs` and `cli/afterbackup/log.rs` give
+/// "backup" and "afterbackup"), or `None` for a shared module and files outside `cli/`.
+fn cli_command(rel: &Path) -> Option<String> {
+    let mut parts = rel.iter().filter_map(|c| c.to_str());
+    if parts.next() != Some("cli") {
+        return None;
+    }
+    let name = parts.next()?.trim_end_matches(".rs").to_string();
+    (!CLI_SHARED.contains(&name.as_str())).then_some(name)
+}
+
 fn cli_breaks(root: &Path, file: &Path, text: &str, breaks: &mut Vec<String>) {
     let rel = file.strip_prefix(root).expect("under src/");
-    if rel.parent() != Some(Path::new("cli")) {
+    let Some(me) = cli_command(rel) else {
         return;
+    };
+    // `super::` of a file directly in cli/ is cli/ itself; deeper, it is the command's own folder.
+    let direct = rel.parent() == Some(Path::new("cli"));
+    let mut used: Vec<(usize, String)> = segments(text, "crate::cli::");
+    if direct {
+        used.extend(segments(text, "super::"));
     }
-    let me = file.file_stem().and_then(|s| s.to_str()).unwrap_or("");
-    if CLI_SHARED.contains(&me) {
-        return;
-    }
-    for (n, line) in text.lines().enumerate() {
-        for used in segments(code(line), "super::") {
-            if !used.is_empty()
-                && used.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-                && !CLI_SHARED.contains(&used)
-            {
-                breaks.push(format!(
-                    "{}:{}: `super::{used}`: a command file imports the shared cli modules ({}), never another command",
-                    rel.display(),
-                    n + 1,
-                    CLI_SHARED.join(", ")
-                ));
-            }
+    for (n, module) in used {
+        let lower = module
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase());
+        if lower && module != me && !CLI_SHARED.contains(&module.as_str()) {
+            breaks.push(format!(
+                "{}:{n}: `{module}`: a command imports the shared cli modules ({}), never another command",
+                rel.display(),
+                CLI_SHARED.join(", ")
+            ));
         }
     }
 }
@@ -183,7 +226,20 @@ fn the_rules_catch_an_upward_import_and_a_sibling_command() {
         "use super::restore::run;\nuse super::context::open;",
         &mut breaks,
     );
-    assert_eq!(breaks.len(), 3, "{breaks:#?}");
+    let sub = root.join("cli/afterbackup/copies.rs");
+    cli_breaks(
+        &root,
+        &sub,
+        "use super::log::RunLog;\nuse crate::cli::{\n    context::lock,\n    maintain::forget,\n};",
+        &mut breaks,
+    );
+    library_breaks(
+        &root,
+        &root.join("store/cache.rs"),
+        "use crate::{error::Error, ops::prune};",
+        &mut breaks,
+    );
+    assert_eq!(breaks.len(), 5, "{breaks:#?}");
     assert!(
         breaks[0].contains("format/pack.rs:1: `crate::vault`"),
         "{}",
@@ -191,8 +247,18 @@ fn the_rules_catch_an_upward_import_and_a_sibling_command() {
     );
     assert!(breaks[1].contains("`std::fs` in format/"), "{}", breaks[1]);
     assert!(
-        breaks[2].contains("cli/backup.rs:1: `super::restore`"),
+        breaks[2].contains("cli/backup.rs:1: `restore`"),
         "{}",
         breaks[2]
+    );
+    assert!(
+        breaks[3].contains("cli/afterbackup/copies.rs:2: `maintain`"),
+        "{}",
+        breaks[3]
+    );
+    assert!(
+        breaks[4].contains("store/cache.rs:1: `crate::ops` from layer `store`"),
+        "{}",
+        breaks[4]
     );
 }
