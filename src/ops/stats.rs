@@ -8,7 +8,9 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::format::id::Id;
-use crate::format::tree::NodeKind;
+use crate::format::snapshot::Snapshot;
+use crate::format::tree::{NodeKind, Tree};
+use crate::vault::index::Index;
 use crate::vault::{DATA, INDEX, KEYS, SNAPSHOTS, Vault};
 
 /// One snapshot's share.
@@ -69,38 +71,42 @@ struct Skeleton {
     chunks: Vec<Id>,
 }
 
+/// Sizes of the archived data, of what the vault stores for it, and of each snapshot's share.
 pub fn stats(vault: &Vault) -> Result<Stats> {
     let index = vault.load_index()?;
     let snaps = vault.list_snapshots()?;
+    let skeletons = skeletons(vault, &index, &snaps)?;
+    let mut out = Stats {
+        snapshots: snaps.len(),
+        ..Stats::default()
+    };
+    let stored_data = charge_snapshots(&index, &snaps, &skeletons, &mut out)?;
+    count_storage(vault, &mut out)?;
+    out.ratio = ratio(out.logical_bytes, out.stored_bytes);
+    out.dedup_ratio = ratio(out.logical_bytes, out.unique_bytes);
+    out.compression_ratio = ratio(out.unique_bytes, stored_data);
+    Ok(out)
+}
+
+/// Every distinct tree of the snapshots, kept as what stats needs of it; an error if one
+/// cannot be read.
+fn skeletons(
+    vault: &Vault,
+    index: &Index,
+    snaps: &[(Id, Snapshot)],
+) -> Result<HashMap<Id, Skeleton>> {
     // Each distinct tree is visited once and kept only as what stats needs of it: its file
     // count and bytes, subfolders and distinct chunks (issue 18: not every decoded node).
     let skeletons: std::sync::Mutex<HashMap<Id, Skeleton>> = Default::default();
     let failed = crate::vault::walk::visit_trees(
         vault,
-        &index,
+        index,
         snaps.iter().map(|(_, s)| s.tree),
         &|id, t| {
-            let mut k = Skeleton::default();
-            let mut chunks: HashSet<Id> = HashSet::new();
-            for n in &t.nodes {
-                match &n.kind {
-                    NodeKind::File { chunks: c } => {
-                        k.files += 1;
-                        k.bytes += n.size;
-                        for id in c {
-                            if chunks.insert(*id) {
-                                k.chunks.push(*id);
-                            }
-                        }
-                    }
-                    NodeKind::Dir { subtree } => k.subtrees.push(*subtree),
-                    NodeKind::Symlink { .. } => {}
-                }
-            }
             skeletons
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .insert(id, k);
+                .insert(id, Skeleton::of(&t));
         },
     );
     if let Some((id, e)) = failed.iter().next() {
@@ -109,73 +115,81 @@ pub fn stats(vault: &Vault) -> Result<Stats> {
             format!("{e}; stats needs every tree: run `sitevault check`"),
         ));
     }
-    let skeletons = skeletons.into_inner().unwrap_or_else(|p| p.into_inner());
-    let stored_len = |id: &Id| -> Result<(u64, u64)> {
-        let loc = index.get(id).ok_or_else(|| {
-            Error::corrupt(
-                format!("blob {}", id.to_hex()),
-                "a snapshot uses it but no index lists it: run `sitevault check`",
-            )
-        })?;
-        Ok((loc.stored_len as u64, loc.raw_len as u64))
-    };
+    Ok(skeletons.into_inner().unwrap_or_else(|p| p.into_inner()))
+}
 
-    // Files and bytes below each tree, memoised bottom-up over the shared trees.
-    let mut totals: HashMap<Id, (u64, u64)> = HashMap::new();
-    fn total(
-        id: &Id,
-        skeletons: &HashMap<Id, Skeleton>,
-        memo: &mut HashMap<Id, (u64, u64)>,
-    ) -> (u64, u64) {
-        if let Some(t) = memo.get(id) {
-            return *t;
-        }
-        let mut sum = (0, 0);
-        if let Some(k) = skeletons.get(id) {
-            sum = (k.files, k.bytes);
-            for sub in &k.subtrees {
-                let (f, b) = total(sub, skeletons, memo);
-                sum.0 += f;
-                sum.1 += b;
+impl Skeleton {
+    /// What stats keeps of `tree`.
+    fn of(tree: &Tree) -> Skeleton {
+        let mut k = Skeleton::default();
+        let mut chunks: HashSet<Id> = HashSet::new();
+        for n in &tree.nodes {
+            match &n.kind {
+                NodeKind::File { chunks: c } => {
+                    k.files += 1;
+                    k.bytes += n.size;
+                    for id in c {
+                        if chunks.insert(*id) {
+                            k.chunks.push(*id);
+                        }
+                    }
+                }
+                NodeKind::Dir { subtree } => k.subtrees.push(*subtree),
+                NodeKind::Symlink { .. } => {}
             }
         }
-        memo.insert(*id, sum);
-        sum
+        k
     }
+}
 
-    let mut out = Stats {
-        snapshots: snaps.len(),
-        ..Stats::default()
-    };
+/// Stored and raw length of a blob the snapshots use.
+fn stored_len(index: &Index, id: &Id) -> Result<(u64, u64)> {
+    let loc = index.get(id).ok_or_else(|| {
+        Error::corrupt(
+            format!("blob {}", id.to_hex()),
+            "a snapshot uses it but no index lists it: run `sitevault check`",
+        )
+    })?;
+    Ok((loc.stored_len as u64, loc.raw_len as u64))
+}
+
+/// Files and bytes below tree `id`, memoised bottom-up over the shared trees.
+fn total(
+    id: &Id,
+    skeletons: &HashMap<Id, Skeleton>,
+    memo: &mut HashMap<Id, (u64, u64)>,
+) -> (u64, u64) {
+    if let Some(t) = memo.get(id) {
+        return *t;
+    }
+    let mut sum = (0, 0);
+    if let Some(k) = skeletons.get(id) {
+        sum = (k.files, k.bytes);
+        for sub in &k.subtrees {
+            let (f, b) = total(sub, skeletons, memo);
+            sum.0 += f;
+            sum.1 += b;
+        }
+    }
+    memo.insert(*id, sum);
+    sum
+}
+
+/// Charge each blob to the first snapshot that uses it: fills the per-snapshot shares and the
+/// totals in `out`, and returns the stored bytes of the data blobs.
+fn charge_snapshots(
+    index: &Index,
+    snaps: &[(Id, Snapshot)],
+    skeletons: &HashMap<Id, Skeleton>,
+    out: &mut Stats,
+) -> Result<u64> {
+    let mut totals: HashMap<Id, (u64, u64)> = HashMap::new();
     // Oldest first: a blob is charged to the first snapshot that uses it. A tree already
     // seen brings nothing new, so it is not descended again.
-    let mut seen_trees: HashSet<Id> = HashSet::new();
-    let mut seen_chunks: HashSet<Id> = HashSet::new();
-    let mut stored_data = 0u64;
-    for (id, s) in &snaps {
-        let (files, logical) = total(&s.tree, &skeletons, &mut totals);
-        let mut added_bytes = 0;
-        let mut added_chunks = 0;
-        let mut stack = vec![s.tree];
-        while let Some(tid) = stack.pop() {
-            if !seen_trees.insert(tid) {
-                continue;
-            }
-            added_bytes += stored_len(&tid)?.0;
-            let Some(k) = skeletons.get(&tid) else {
-                continue;
-            };
-            for c in &k.chunks {
-                if seen_chunks.insert(*c) {
-                    let (stored, raw) = stored_len(c)?;
-                    added_bytes += stored;
-                    added_chunks += 1;
-                    stored_data += stored;
-                    out.unique_bytes += raw;
-                }
-            }
-            stack.extend(k.subtrees.iter().copied());
-        }
+    let mut seen = Seen::default();
+    for (id, s) in snaps {
+        let (files, logical) = total(&s.tree, skeletons, &mut totals);
+        let (added_bytes, added_chunks) = seen.charge(index, skeletons, s.tree)?;
         out.logical_bytes += logical;
         out.stored_bytes += added_bytes;
         out.per_snapshot.push(SnapshotStats {
@@ -189,9 +203,61 @@ pub fn stats(vault: &Vault) -> Result<Stats> {
             added_chunks,
         });
     }
-    out.chunks = seen_chunks.len();
-    out.tree_blobs = seen_trees.len();
+    out.unique_bytes += seen.unique_bytes;
+    out.chunks = seen.chunks.len();
+    out.tree_blobs = seen.trees.len();
+    Ok(seen.stored_data)
+}
 
+/// The trees and chunks already charged to a snapshot, and what the chunks add up to.
+#[derive(Default)]
+struct Seen {
+    trees: HashSet<Id>,
+    chunks: HashSet<Id>,
+    /// Stored bytes of the chunks.
+    stored_data: u64,
+    /// Raw bytes of the chunks.
+    unique_bytes: u64,
+}
+
+impl Seen {
+    /// Charge the trees and chunks below `root` not seen before; returns their stored bytes
+    /// and how many chunks they are.
+    fn charge(
+        &mut self,
+        index: &Index,
+        skeletons: &HashMap<Id, Skeleton>,
+        root: Id,
+    ) -> Result<(u64, u64)> {
+        let mut added_bytes = 0;
+        let mut added_chunks = 0;
+        let mut stack = vec![root];
+        while let Some(tid) = stack.pop() {
+            if !self.trees.insert(tid) {
+                continue;
+            }
+            added_bytes += stored_len(index, &tid)?.0;
+            let Some(k) = skeletons.get(&tid) else {
+                continue;
+            };
+            for c in &k.chunks {
+                if self.chunks.insert(*c) {
+                    let (stored, raw) = stored_len(index, c)?;
+                    added_bytes += stored;
+                    added_chunks += 1;
+                    self.stored_data += stored;
+                    self.unique_bytes += raw;
+                }
+            }
+            stack.extend(k.subtrees.iter().copied());
+        }
+        Ok((added_bytes, added_chunks))
+    }
+}
+
+/// What the vault holds in storage: packs, unused blob bytes, index files, and every object's
+/// bytes; needs `out.stored_bytes` already counted.
+fn count_storage(vault: &Vault, out: &mut Stats) -> Result<()> {
     let packs = vault.list_ids(DATA)?;
     out.packs = packs.len();
     let pack_bytes: u64 = packs.iter().map(|(_, s)| s).sum();
@@ -220,8 +286,5 @@ pub fn stats(vault: &Vault) -> Result<Stats> {
             .map(|o| o.size)
             .sum::<u64>();
     }
-    out.ratio = ratio(out.logical_bytes, out.stored_bytes);
-    out.dedup_ratio = ratio(out.logical_bytes, out.unique_bytes);
-    out.compression_ratio = ratio(out.unique_bytes, stored_data);
-    Ok(out)
+    Ok(())
 }
