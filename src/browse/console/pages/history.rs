@@ -12,7 +12,7 @@ use crate::browse::{Entry, Kind, SnapInfo};
 use crate::format::id::Id;
 use crate::format::tree::NodeKind;
 use crate::ops::history::{Diff, Hit};
-use crate::paths::parse_original;
+use crate::paths::{PathStyle, parse_original};
 
 /// The content each (host, label) last had at the path, to tell a change from none.
 type LastSeen = HashMap<(String, String), Vec<u8>>;
@@ -22,19 +22,9 @@ impl Ctx<'_> {
         let c = self.c;
         let base = self.base();
         let snaps = c.browser.snapshots();
-        // The style of the recovery point the link came from (or the newest).
-        let from = c.pick(f).ok();
-        let Some(style) = from
-            .as_ref()
-            .map(|s| s.snapshot.path_style)
-            .or_else(|| snaps.last().map(|s| s.snapshot.path_style))
-        else {
-            return error_page(base, 404, "the vault holds no recovery points yet");
-        };
-        let comps = match parse_original(style, f.bytes("path").unwrap_or_default()) {
-            Ok(x) if !x.is_empty() => x,
-            Ok(_) => return error_page(base, 400, "give the path of a file or folder"),
-            Err(e) => return error_page(base, 400, &e.to_string()),
+        let (style, comps) = match self.history_path(f, &snaps) {
+            Ok(x) => x,
+            Err(r) => return r,
         };
         let shown_path = shown(style, &comps);
         let mut h = format!(
@@ -68,6 +58,33 @@ impl Ctx<'_> {
             snaps.len()
         );
         html(200, page(base, "History", "", &h))
+    }
+
+    /// The path whose history is asked for, and the path style it is read in.
+    fn history_path(
+        &self,
+        f: &Fields,
+        snaps: &[Arc<SnapInfo>],
+    ) -> Result<(PathStyle, Vec<Vec<u8>>), Response> {
+        let base = self.base();
+        // The style of the recovery point the link came from (or the newest).
+        let from = self.c.pick(f).ok();
+        let Some(style) = from
+            .as_ref()
+            .map(|s| s.snapshot.path_style)
+            .or_else(|| snaps.last().map(|s| s.snapshot.path_style))
+        else {
+            return Err(error_page(
+                base,
+                404,
+                "the vault holds no recovery points yet",
+            ));
+        };
+        match parse_original(style, f.bytes("path").unwrap_or_default()) {
+            Ok(x) if !x.is_empty() => Ok((style, x)),
+            Ok(_) => Err(error_page(base, 400, "give the path of a file or folder")),
+            Err(e) => Err(error_page(base, 400, &e.to_string())),
+        }
     }
 
     /// The path `comps` as recovery point `s` holds it (`e`): time, size, and whether it
