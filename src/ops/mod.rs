@@ -1,5 +1,6 @@
-//! What commands do to a vault: each file is one operation over an open [`crate::vault::Vault`].
-//! Only `prune` and `forget` delete objects, in the order of formats/ §12.
+//! What commands do to a vault: each file (or folder) is one operation over an open
+//! [`crate::vault::Vault`]. Only `prune`, `forget` and `repair` delete snapshots, packs and index
+//! files, in the orders of formats/ §12.
 
 pub mod backup;
 pub mod check;
