@@ -68,19 +68,45 @@ pub fn copy(
 ) -> Result<CopyReport> {
     let mut report = CopyReport::default();
     let existing = dst.scan_snapshots()?;
+    let todo = still_to_copy(wanted, &existing.readable, &mut report);
+    if todo.is_empty() {
+        return Ok(report);
+    }
+    let roots = copy_trees(src, dst, &todo, &mut report)?;
+
+    // Every pack and index file is stored: now the snapshots, oldest first.
+    fence()?;
+    save_snapshots(dst, &todo, roots, existing.readable, &mut report)?;
+    Ok(report)
+}
+
+/// The snapshots of `wanted` that `existing` (the destination's) holds no copy of, each point
+/// once, oldest first; the others are noted in `report`.
+fn still_to_copy<'a>(
+    wanted: &'a [(Id, Snapshot)],
+    existing: &[(Id, Snapshot)],
+    report: &mut CopyReport,
+) -> Vec<&'a (Id, Snapshot)> {
     let mut todo: Vec<&(Id, Snapshot)> = Vec::new();
     for w in wanted {
-        if existing.readable.iter().any(|(_, d)| same_point(&w.1, d)) {
+        if existing.iter().any(|(_, d)| same_point(&w.1, d)) {
             report.already_there.push(w.0);
         } else if !todo.iter().any(|t| same_point(&t.1, &w.1)) {
             todo.push(w);
         }
     }
     todo.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
-    if todo.is_empty() {
-        return Ok(report);
-    }
+    todo
+}
 
+/// Store the trees of `todo` and everything below them in `dst` (packs, then their index
+/// files); returns the destination ids of their root trees, in order.
+fn copy_trees(
+    src: &Vault,
+    dst: &Vault,
+    todo: &[&(Id, Snapshot)],
+    report: &mut CopyReport,
+) -> Result<Vec<Id>> {
     let src_index = src.load_index()?;
     let mut dst_index = dst.load_index()?;
     dst.adopt_unindexed_packs(&mut dst_index)?;
@@ -121,12 +147,20 @@ pub fn copy(
     report.tree_blobs_added = packer.tree_blobs.load(Ordering::Relaxed);
     report.bytes_added = uploaded.bytes;
     report.packs_added = uploaded.packs;
+    Ok(roots)
+}
 
-    // Every pack and index file is stored: now the snapshots, oldest first.
-    fence()?;
+/// Store a copy of each snapshot of `todo` (oldest first) with its root tree from `roots`,
+/// after the destination's snapshots `here` (as listed at the start).
+fn save_snapshots(
+    dst: &Vault,
+    todo: &[&(Id, Snapshot)],
+    roots: Vec<Id>,
+    mut here: Vec<(Id, Snapshot)>,
+    report: &mut CopyReport,
+) -> Result<()> {
     // A predecessor is named by its id in this vault: the newest one of the same host and
     // label here (as listed at the start), copies just made included.
-    let mut here = existing.readable;
     for ((from, s), tree) in todo.iter().map(|t| (t.0, &t.1)).zip(roots) {
         let mut copy = s.clone();
         copy.tree = tree;
@@ -143,7 +177,7 @@ pub fn copy(
             time: s.time,
         });
     }
-    Ok(report)
+    Ok(())
 }
 
 struct Copier<'a> {
