@@ -15,7 +15,8 @@ use std::collections::HashSet;
 
 use crate::error::{Error, Result};
 use crate::format::id::Id;
-use crate::vault::Vault;
+use crate::vault::used::UsedSet;
+use crate::vault::{SnapshotScan, Vault};
 
 mod commit;
 mod index_out;
@@ -23,8 +24,6 @@ mod repack;
 mod survey;
 mod usage;
 
-use crate::vault::SnapshotScan;
-use crate::vault::used::UsedSet;
 pub(crate) use index_out::write_index;
 use survey::{Built, Survey};
 use usage::Removal;
