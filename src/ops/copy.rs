@@ -53,7 +53,8 @@ pub struct CopyReport {
     pub packs_added: u64,
 }
 
-/// Whether `dst` already holds a copy of `s`.
+/// Whether `a` and `b` are the same recovery point (same time, host, label and paths): a
+/// snapshot the destination already holds in this sense is not copied again.
 fn same_point(a: &Snapshot, b: &Snapshot) -> bool {
     a.time == b.time && a.host == b.host && a.label == b.label && a.paths == b.paths
 }
