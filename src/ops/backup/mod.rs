@@ -323,8 +323,8 @@ fn summarize(
     }
 }
 
-/// The snapshot of this run, its predecessor being the newest earlier one of the same host
-/// and label.
+/// The snapshot of this run, its predecessor being the newest one of the same host and label
+/// that is not later than it.
 fn new_snapshot(
     opts: &BackupOptions,
     time: Timestamp,

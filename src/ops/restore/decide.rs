@@ -13,6 +13,7 @@ use crate::vault::index::Index;
 
 use super::{Action, IfExists, RestoreOptions};
 
+/// What to do with one file or symlink, and where it goes.
 pub(super) fn decide(
     vault: &Vault,
     index: &Index,
