@@ -377,7 +377,8 @@ fn decide_group(
     decisions(members, reasons)
 }
 
-/// `keep_last n`: the n newest complete snapshots, and the incomplete ones passed on the way.
+/// `keep_last n`: the n newest complete snapshots, and at most n incomplete ones passed on the
+/// way.
 fn keep_last(members: &[&(Id, Snapshot)], n: u32, reasons: &mut [Vec<String>]) {
     let (mut counted, mut extra) = (0, 0);
     for (i, (_, s)) in members.iter().enumerate() {
@@ -396,7 +397,7 @@ fn keep_last(members: &[&(Id, Snapshot)], n: u32, reasons: &mut [Vec<String>]) {
 }
 
 /// A bucket rule with count `n`: the newest complete snapshot of each of the n newest
-/// `period` buckets that hold one, and the newest of buckets passed that hold none.
+/// `period` buckets that hold one, and the newest of at most n buckets passed that hold none.
 fn keep_per_period(
     members: &[&(Id, Snapshot)],
     zoned: &[Zoned],

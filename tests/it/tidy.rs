@@ -54,16 +54,23 @@ fn code(line: &str) -> &str {
 
 /// The first path segment after each `prefix` in `text`, with its 1-based line: `crate::vault::lock`
 /// gives "vault", and a group `crate::{error::Error, vault::Vault}` (even over several lines) gives
-/// "error" and "vault".
+/// "error" and "vault", each with its own line. A prefix that continues a longer path (`super::`
+/// in `super::super::x`) does not count.
 fn segments(text: &str, prefix: &str) -> Vec<(usize, String)> {
     let code: String = text.lines().map(|l| format!("{}\n", code(l))).collect();
     let line_of = |i: usize| code[..i].matches('\n').count() + 1;
     let mut out = Vec::new();
     for (i, _) in code.match_indices(prefix) {
-        if i > 0 && code.as_bytes()[i - 1].is_ascii_alphanumeric() {
+        if i > 0
+            && matches!(code.as_bytes()[i - 1], b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b':')
+        {
             continue;
         }
         let rest = &code[i + prefix.len()..];
+        let at = i + prefix.len() + 1;
+        // The line of a group entry: where its name starts.
+        let entry_line =
+            |from: usize, part: &str| line_of(at + from + (part.len() - part.trim_start().len()));
         if let Some(group) = rest.strip_prefix('{') {
             let mut depth = 0;
             let mut start = 0;
@@ -71,12 +78,14 @@ fn segments(text: &str, prefix: &str) -> Vec<(usize, String)> {
                 match c {
                     '{' => depth += 1,
                     '}' if depth == 0 => {
-                        out.push((line_of(i), first_segment(&group[start..j])));
+                        let part = &group[start..j];
+                        out.push((entry_line(start, part), first_segment(part)));
                         break;
                     }
                     '}' => depth -= 1,
                     ',' if depth == 0 => {
-                        out.push((line_of(i), first_segment(&group[start..j])));
+                        let part = &group[start..j];
+                        out.push((entry_line(start, part), first_segment(part)));
                         start = j + 1;
                     }
                     _ => {}
@@ -163,12 +172,11 @@ fn cli_breaks(root: &Path, file: &Path, text: &str, breaks: &mut Vec<String>) {
     let Some(me) = cli_command(rel) else {
         return;
     };
-    // `super::` of a file directly in cli/ is cli/ itself; deeper, it is the command's own folder.
-    let direct = rel.parent() == Some(Path::new("cli"));
+    // The `super::` chain that reaches cli/ itself: one from `cli/x.rs` or `cli/x/mod.rs`, two
+    // from `cli/x/y.rs`. Shorter chains stay inside the command's own folder.
+    let below_cli = rel.components().count() - 1 - usize::from(rel.ends_with("mod.rs"));
     let mut used: Vec<(usize, String)> = segments(text, "crate::cli::");
-    if direct {
-        used.extend(segments(text, "super::"));
-    }
+    used.extend(segments(text, &"super::".repeat(below_cli)));
     for (n, module) in used {
         let lower = module
             .chars()
@@ -230,7 +238,14 @@ fn the_rules_catch_an_upward_import_and_a_sibling_command() {
     cli_breaks(
         &root,
         &sub,
-        "use super::log::RunLog;\nuse crate::cli::{\n    context::lock,\n    maintain::forget,\n};",
+        "use super::log::RunLog;\nuse crate::cli::{\n    context::lock,\n    maintain::forget,\n};\nuse super::super::{output, restore};",
+        &mut breaks,
+    );
+    let sub_mod = root.join("cli/afterbackup/mod.rs");
+    cli_breaks(
+        &root,
+        &sub_mod,
+        "use super::args::AfterbackupArgs;\nuse super::copy::run;",
         &mut breaks,
     );
     library_breaks(
@@ -239,7 +254,7 @@ fn the_rules_catch_an_upward_import_and_a_sibling_command() {
         "use crate::{error::Error, ops::prune};",
         &mut breaks,
     );
-    assert_eq!(breaks.len(), 5, "{breaks:#?}");
+    assert_eq!(breaks.len(), 7, "{breaks:#?}");
     assert!(
         breaks[0].contains("format/pack.rs:1: `crate::vault`"),
         "{}",
@@ -252,13 +267,23 @@ fn the_rules_catch_an_upward_import_and_a_sibling_command() {
         breaks[2]
     );
     assert!(
-        breaks[3].contains("cli/afterbackup/copies.rs:2: `maintain`"),
+        breaks[3].contains("cli/afterbackup/copies.rs:4: `maintain`"),
         "{}",
         breaks[3]
     );
     assert!(
-        breaks[4].contains("store/cache.rs:1: `crate::ops` from layer `store`"),
+        breaks[4].contains("cli/afterbackup/copies.rs:6: `restore`"),
         "{}",
         breaks[4]
+    );
+    assert!(
+        breaks[5].contains("cli/afterbackup/mod.rs:2: `copy`"),
+        "{}",
+        breaks[5]
+    );
+    assert!(
+        breaks[6].contains("store/cache.rs:1: `crate::ops` from layer `store`"),
+        "{}",
+        breaks[6]
     );
 }
