@@ -20,7 +20,7 @@ pub enum PathStyle {
 
 impl PathStyle {
     /// The style of paths on the running platform.
-    pub fn native() -> PathStyle {
+    pub(crate) fn native() -> PathStyle {
         if cfg!(windows) {
             PathStyle::Windows
         } else {
@@ -29,7 +29,7 @@ impl PathStyle {
     }
 
     /// Whether two names are the same entry under this style's rules.
-    pub fn same_name(self, a: &[u8], b: &[u8]) -> bool {
+    pub(crate) fn same_name(self, a: &[u8], b: &[u8]) -> bool {
         match self {
             PathStyle::Unix => a == b,
             PathStyle::Windows => match (std::str::from_utf8(a), std::str::from_utf8(b)) {
@@ -122,7 +122,7 @@ fn prefix_name(p: std::path::Prefix<'_>) -> Vec<u8> {
 /// Root-tree components of an original path as shown (`/srv/site`, `E:\\Backup`,
 /// `\\\\server\\share\\x`; `/` also separates Windows paths). `.` and `..` are refused, so a
 /// path from a web form cannot climb; an empty path is the root (no components).
-pub fn parse_original(style: PathStyle, path: &[u8]) -> Result<Vec<Vec<u8>>> {
+pub(crate) fn parse_original(style: PathStyle, path: &[u8]) -> Result<Vec<Vec<u8>>> {
     let bad =
         |why: &str| Error::InvalidInput(format!("path {:?} {why}", String::from_utf8_lossy(path)));
     let mut out: Vec<Vec<u8>> = Vec::new();
@@ -158,7 +158,7 @@ pub fn parse_original(style: PathStyle, path: &[u8]) -> Result<Vec<Vec<u8>>> {
 }
 
 /// A stored name as a local file name.
-pub fn local_name(name: &[u8]) -> Result<OsString> {
+pub(crate) fn local_name(name: &[u8]) -> Result<OsString> {
     #[cfg(unix)]
     {
         use std::os::unix::ffi::OsStrExt;
@@ -205,7 +205,7 @@ fn component(name: &[u8]) -> Result<OsString> {
 /// Why `name` cannot be a file or folder name on Windows, if it cannot: Windows forbids
 /// `< > : " / \ | ? *` and control characters, drops trailing dots and spaces (two names
 /// would become one), and keeps device names (`CON`, `NUL.txt`, `com1`) for devices.
-pub fn windows_name_problem(name: &[u8]) -> Option<String> {
+pub(crate) fn windows_name_problem(name: &[u8]) -> Option<String> {
     if let Some(&b) = name
         .iter()
         .find(|&&b| b < 0x20 || b"<>:\"/\\|?*".contains(&b))
@@ -265,7 +265,7 @@ fn windows_volume(c: &[u8]) -> Result<Volume<'_>> {
 
 /// The folders a Windows volume becomes under a restore target (and in `mount`/`serve`):
 /// `E:` becomes `E`, `\\server\share` becomes `UNC`, `server`, `share`.
-pub fn volume_folders(first: &[u8]) -> Result<Vec<Vec<u8>>> {
+pub(crate) fn volume_folders(first: &[u8]) -> Result<Vec<Vec<u8>>> {
     Ok(match windows_volume(first)? {
         Volume::Drive(d) => vec![vec![d]],
         Volume::Unc(server, share) => vec![b"UNC".to_vec(), server.to_vec(), share.to_vec()],

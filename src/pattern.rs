@@ -122,7 +122,7 @@ impl PathFilter {
 
     /// Whether one path (its components, in the snapshot's style) matches any include pattern
     /// on its own, ignoring ancestors.
-    pub fn matches_include(&self, style: PathStyle, comps: &[&[u8]]) -> bool {
+    pub(crate) fn matches_include(&self, style: PathStyle, comps: &[&[u8]]) -> bool {
         let exact = self.exact.iter().any(|e| {
             e.len() == comps.len() && e.iter().zip(comps).all(|(a, b)| style.same_name(a, b))
         });

@@ -34,11 +34,11 @@ impl OpenFile {
         self.size
     }
     /// A strong validator for HTTP: changes exactly when the content does.
-    pub fn etag(&self) -> &str {
+    pub(crate) fn etag(&self) -> &str {
         &self.etag
     }
     /// Read ahead no further than `end` (a ranged request's end).
-    pub fn limit_read_ahead(&self, end: u64) {
+    pub(crate) fn limit_read_ahead(&self, end: u64) {
         self.limit.store(end, Ordering::Relaxed);
     }
     /// How many chunks the file is made of.

@@ -48,11 +48,11 @@ impl Request {
 }
 
 /// Largest request body read (PROPFIND bodies are small XML).
-pub const MAX_BODY: usize = 1 << 20;
+pub(crate) const MAX_BODY: usize = 1 << 20;
 
 /// Writes a streamed body: called once with the connection; it must write exactly the length
 /// given in [`Body::Stream`]. An error closes the connection.
-pub type StreamFn = Box<dyn FnOnce(&mut dyn Write) -> std::io::Result<()> + Send>;
+pub(crate) type StreamFn = Box<dyn FnOnce(&mut dyn Write) -> std::io::Result<()> + Send>;
 
 pub enum Body {
     Empty,
@@ -79,11 +79,11 @@ impl Response {
             body: Body::Empty,
         }
     }
-    pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Response {
+    pub(crate) fn with_header(mut self, name: &str, value: impl Into<String>) -> Response {
         self.headers.push((name.to_string(), value.into()));
         self
     }
-    pub fn with_bytes(mut self, body: Vec<u8>) -> Response {
+    pub(crate) fn with_bytes(mut self, body: Vec<u8>) -> Response {
         self.body = Body::Bytes(body);
         self
     }

@@ -205,7 +205,7 @@ impl Browser {
 
     /// The root tree's entries (the first components of the backed-up paths: `srv`, `E:`),
     /// as original paths are built from them.
-    pub fn root_entries(&self, snap: &Arc<SnapInfo>) -> Result<Vec<(Vec<u8>, Entry)>> {
+    pub(crate) fn root_entries(&self, snap: &Arc<SnapInfo>) -> Result<Vec<(Vec<u8>, Entry)>> {
         self.entries_of(snap, &snap.snapshot.tree)
     }
 
@@ -234,7 +234,7 @@ impl Browser {
 
     /// The entry at root-tree components `comps` (see [`crate::paths::parse_original`]);
     /// `Ok(None)` when the recovery point has nothing there. Needs at least one component.
-    pub fn at_path(&self, snap: &Arc<SnapInfo>, comps: &[Vec<u8>]) -> Result<Option<Entry>> {
+    pub(crate) fn at_path(&self, snap: &Arc<SnapInfo>, comps: &[Vec<u8>]) -> Result<Option<Entry>> {
         let Some((first, rest)) = comps.split_first() else {
             return Ok(None);
         };

@@ -57,7 +57,7 @@ pub struct BrowseOptions {
 }
 
 /// The default `--cache-size`.
-pub const DEFAULT_CACHE_BYTES: u64 = 128 << 20;
+pub(crate) const DEFAULT_CACHE_BYTES: u64 = 128 << 20;
 
 /// Bytes read ahead of a sequential reader: enough chunks to keep every core (or download
 /// connection) busy while the reader copies out the current one.

@@ -95,7 +95,7 @@ impl Chunker {
     }
 
     /// Largest chunk any policy produces; a streaming reader keeps at least this much buffered.
-    pub fn max_chunk(&self) -> usize {
+    pub(crate) fn max_chunk(&self) -> usize {
         (self.params.cdc_max as usize).max(self.params.fixed_size as usize)
     }
 
@@ -119,7 +119,7 @@ impl Chunker {
 
     /// Length of the chunk that starts at `buf[0]`. Unless `eof`, `buf` must hold at least
     /// [`Chunker::max_chunk`] bytes, so the answer does not depend on how the file was read.
-    pub fn next_chunk_len(&self, policy: Policy, buf: &[u8], eof: bool) -> usize {
+    pub(crate) fn next_chunk_len(&self, policy: Policy, buf: &[u8], eof: bool) -> usize {
         debug_assert!(eof || buf.len() >= self.max_chunk());
         match policy {
             Policy::Fixed(size) => size.min(buf.len()),

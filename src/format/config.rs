@@ -9,9 +9,9 @@ use crate::format::chunker::ChunkerParams;
 use crate::format::id::Id;
 
 /// The on-disk format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
-pub const DEFAULT_PACK_SIZE: u32 = 32 * 1024 * 1024;
-pub const DEFAULT_COMPRESSION_LEVEL: i32 = 3;
+pub(crate) const FORMAT_VERSION: u32 = 1;
+pub(crate) const DEFAULT_PACK_SIZE: u32 = 32 * 1024 * 1024;
+pub(crate) const DEFAULT_COMPRESSION_LEVEL: i32 = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -79,7 +79,7 @@ impl std::str::FromStr for LockMode {
 
 /// The longest retention `init --immutable-days` accepts (S3 allows up to 100 years; a typo
 /// in COMPLIANCE mode would pin storage costs for that long).
-pub const MAX_IMMUTABLE_DAYS: u32 = 3_650;
+pub(crate) const MAX_IMMUTABLE_DAYS: u32 = 3_650;
 
 /// What verifying `config` against its `config_mac` found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -232,7 +232,7 @@ impl VaultConfig {
 }
 
 /// The ranges `init` accepts and readers require.
-pub fn validate_limits(compression_level: i32, pack_size: u32) -> Result<()> {
+pub(crate) fn validate_limits(compression_level: i32, pack_size: u32) -> Result<()> {
     if !(1..=22).contains(&compression_level) {
         return Err(Error::InvalidInput(format!(
             "compression level {compression_level} is outside 1..=22"

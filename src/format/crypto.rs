@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-pub const NONCE_LEN: usize = 24;
-pub const TAG_LEN: usize = 16;
-pub const CHECKSUM_LEN: usize = 16;
+pub(crate) const NONCE_LEN: usize = 24;
+pub(crate) const TAG_LEN: usize = 16;
+pub(crate) const CHECKSUM_LEN: usize = 16;
 
 const COMP_NONE: u8 = 0;
 const COMP_ZSTD: u8 = 1;
@@ -218,8 +218,8 @@ fn compress(data: &[u8], level: i32) -> Option<Vec<u8>> {
 /// less than [`UNKNOWN_LEN_FLOOR`]. Without it a few kilobytes of zstd (a "bomb") could expand to
 /// any size. Objects writers produce compress far less: index files and pack headers are mostly
 /// random ids, and locks and pack headers are not compressed at all.
-pub const UNKNOWN_LEN_RATIO: usize = 256;
-pub const UNKNOWN_LEN_FLOOR: usize = 16 * 1024 * 1024;
+pub(crate) const UNKNOWN_LEN_RATIO: usize = 256;
+pub(crate) const UNKNOWN_LEN_FLOOR: usize = 16 * 1024 * 1024;
 
 /// The decompression bound [`Sealer::open`] applies when it is given no `max_len`.
 pub fn unknown_len_limit(compressed_len: usize) -> usize {
@@ -274,7 +274,7 @@ pub const MAX_KDF_PARALLELISM: u32 = 255;
 
 impl KdfParams {
     /// Refuse costs above the `MAX_KDF_*` caps.
-    pub fn check_limits(&self) -> std::result::Result<(), String> {
+    pub(crate) fn check_limits(&self) -> std::result::Result<(), String> {
         let over = |what: &str, v: u32, max: u32| {
             (v > max).then(|| format!("Argon2id {what} {v} is above the maximum {max}"))
         };

@@ -5,7 +5,7 @@ use crate::format::codec::{Reader, derive_magic, put_u8, put_u16, put_u32};
 use crate::format::id::Id;
 use crate::format::pack::{BlobKind, PackedBlob};
 
-pub const INDEX_VERSION: u16 = 1;
+pub(crate) const INDEX_VERSION: u16 = 1;
 
 pub fn index_magic() -> [u8; 8] {
     derive_magic("sitevault index")

@@ -6,11 +6,11 @@ use crate::format::codec::{Reader, derive_magic, put_u8, put_u16, put_u32};
 use crate::format::crypto::{NONCE_LEN, Sealer};
 use crate::format::id::Id;
 
-pub const PACK_VERSION: u16 = 1;
+pub(crate) const PACK_VERSION: u16 = 1;
 /// Bytes before the first blob: magic (8), version (2), kind (1), reserved (1).
-pub const PACK_PREAMBLE_LEN: usize = 12;
+pub(crate) const PACK_PREAMBLE_LEN: usize = 12;
 /// Bytes per header entry: id (32), stored length (4), raw length (4).
-pub const HEADER_ENTRY_LEN: usize = 40;
+pub(crate) const HEADER_ENTRY_LEN: usize = 40;
 
 pub fn pack_magic() -> [u8; 8] {
     derive_magic("sitevault pack")
@@ -137,7 +137,7 @@ pub fn parse_header(sealer: &Sealer, tail: &[u8], pack_len: u64) -> Result<Vec<P
 }
 
 /// The sealed header's length, from the last four bytes of the pack.
-pub fn header_len_from_tail(tail: &[u8]) -> Result<u32> {
+pub(crate) fn header_len_from_tail(tail: &[u8]) -> Result<u32> {
     if tail.len() < 4 {
         return Err(Error::corrupt(
             "pack",

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::format::id::Id;
 use crate::paths::PathStyle;
 
-pub const SNAPSHOT_VERSION: u32 = 1;
+pub(crate) const SNAPSHOT_VERSION: u32 = 1;
 
 /// What one backup run did.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -6,7 +6,7 @@ use crate::error::Result;
 use crate::format::codec::{Reader, put_bytes, put_i64, put_u8, put_u32, put_u64};
 use crate::format::id::Id;
 
-pub const TREE_VERSION: u8 = 1;
+pub(crate) const TREE_VERSION: u8 = 1;
 
 /// The shortest encoded entry with its length prefix: prefix (4), type and flags (2), a
 /// one-byte name (4 + 1), the five 8-byte fields (40), the four u32 fields (16) and the shortest
@@ -185,7 +185,7 @@ impl Tree {
 }
 
 /// A name may not be empty, `.`, `..`, or contain `/` or NUL; anything else is kept as is.
-pub fn valid_name(name: &[u8]) -> bool {
+pub(crate) fn valid_name(name: &[u8]) -> bool {
     !name.is_empty() && name != b"." && name != b".." && !name.contains(&b'/') && !name.contains(&0)
 }
 

@@ -14,8 +14,8 @@ use crate::format::snapshot::Snapshot;
 use crate::vault::{SNAPSHOTS, Vault};
 
 /// Top-level prefix of forget records.
-pub const FORGETS: &str = "forgets";
-pub const FORGET_VERSION: u32 = 1;
+pub(crate) const FORGETS: &str = "forgets";
+pub(crate) const FORGET_VERSION: u32 = 1;
 
 /// What one `forget` (or retention run, or `repair snapshots --forget`) removed.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -97,7 +97,7 @@ impl ForgetScan {
     /// damaged bytes both times: a read that flipped a bit on the way (a flaky link or proxy)
     /// must not get a sound record deleted, which would leave its snapshots' deletion looking
     /// like tampering.
-    pub fn damaged_confirmed(&self, vault: &Vault) -> Vec<Id> {
+    pub(crate) fn damaged_confirmed(&self, vault: &Vault) -> Vec<Id> {
         self.damaged()
             .into_iter()
             .filter(|id| {

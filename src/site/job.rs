@@ -157,7 +157,7 @@ impl JobConfig {
 
     /// Relative paths mean "next to the config file", not "wherever the batch file ran"
     /// (Configuration Manager starts AfterBackup.bat in its own inbox folder).
-    pub fn resolve_relative(&mut self, dir: &Path) {
+    pub(crate) fn resolve_relative(&mut self, dir: &Path) {
         let fix = |p: &mut PathBuf| {
             if p.is_relative() && !p.as_os_str().is_empty() {
                 *p = dir.join(&*p);

@@ -156,11 +156,12 @@ fn site_folders(backup_folder: &Path) -> Result<std::result::Result<(PathBuf, Pa
     Ok(Ok((site_server, site_db_server)))
 }
 
-/// Pure log check, for tests and for reuse: Ok((line_no, line)) of the success line that follows the
+/// Pure log check, for the unit tests: Ok((line_no, line)) of the success line that follows the
 /// last SEV=E, else Err(reason clause).
 ///
 /// The line is trimmed and at most 200 characters; its number is 1-based.
-pub fn check_log_text(text: &str) -> std::result::Result<(usize, String), String> {
+#[cfg(test)]
+fn check_log_text(text: &str) -> std::result::Result<(usize, String), String> {
     find_success(text, LOG_NAME).map(|(no, line)| (no, clip(line.trim(), SUCCESS_LINE_MAX)))
 }
 

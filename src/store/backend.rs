@@ -43,7 +43,7 @@ pub struct Multipart {
 
 /// Packs of the default cloud size (64 MiB, plus at most one chunk) go in one PUT, the cheapest
 /// way; larger packs (`init --pack-size`) go in parts, each retried on its own after a failure.
-pub const DEFAULT_MULTIPART: Multipart = Multipart {
+pub(crate) const DEFAULT_MULTIPART: Multipart = Multipart {
     threshold: 96 << 20,
     part_size: 16 << 20,
 };
@@ -54,11 +54,11 @@ const MAX_PARTS: u64 = 10_000;
 
 /// Uploads at once to a cloud store unless `--option connections=N` says otherwise: enough to
 /// hide a round trip's latency, few enough to hold only that many (64 MiB) packs in memory.
-pub const DEFAULT_CONNECTIONS: usize = 3;
+pub(crate) const DEFAULT_CONNECTIONS: usize = 3;
 
 /// Range reads at once from a cloud store unless `--option download_connections=N` says
 /// otherwise: restore reads at most 16 MiB per request, so this bounds memory to about 128 MiB.
-pub const DEFAULT_DOWNLOADS: usize = 8;
+pub(crate) const DEFAULT_DOWNLOADS: usize = 8;
 
 impl ObjectStoreBackend {
     /// A vault in a local folder; `create` makes the folder when missing (for `init`).

@@ -20,9 +20,7 @@ use bytes::Bytes;
 
 use crate::error::{Error, Result};
 
-pub use backend::{
-    DEFAULT_CONNECTIONS, DEFAULT_DOWNLOADS, DEFAULT_MULTIPART, Multipart, ObjectStoreBackend,
-};
+pub use backend::{Multipart, ObjectStoreBackend};
 pub use counting::CountingStore;
 pub use hooked::{HookedStore, WriteHook};
 pub use location::{Location, StoreOptions};
@@ -105,7 +103,7 @@ pub trait Store: Send + Sync {
 /// Run `f`, whose rayon work downloads from a store, on `n` threads when that is more than the
 /// current pool has: on a cloud store a thread mostly waits on the network, so one per core
 /// would leave the link idle. Callers pass [`Store::downloads`].
-pub fn in_download_pool<R: Send>(n: usize, f: impl FnOnce() -> R + Send) -> R {
+pub(crate) fn in_download_pool<R: Send>(n: usize, f: impl FnOnce() -> R + Send) -> R {
     if n <= rayon::current_num_threads() {
         return f();
     }

@@ -313,7 +313,7 @@ impl S3Lock {
     }
 
     /// From now on every object written but locks gets `policy`'s retention.
-    pub fn set_policy(&self, policy: Immutable) {
+    pub(crate) fn set_policy(&self, policy: Immutable) {
         let _ = self.policy.set(policy);
     }
 
@@ -322,7 +322,7 @@ impl S3Lock {
     }
 
     /// Create-only PUT with a retention until `until`: `Ok(false)` when the object exists.
-    pub fn put_locked(
+    pub(crate) fn put_locked(
         &self,
         name: &str,
         data: Bytes,
@@ -508,7 +508,7 @@ impl S3Lock {
     }
 
     /// Read one version of an object, whole or a byte range of it.
-    pub fn get_version(
+    pub(crate) fn get_version(
         &self,
         name: &str,
         version: &str,
@@ -554,20 +554,20 @@ impl LockMode {
 
 /// Retention is extended this long beyond the `days` the vault promises, so an object needs
 /// a new date only every few runs rather than every night: a quarter of `days`, at least one.
-pub fn slack_days(policy: &Immutable) -> u32 {
+pub(crate) fn slack_days(policy: &Immutable) -> u32 {
     (policy.days / 4).max(1)
 }
 
 /// When an object written (or extended) now must be retained until: `days` plus the slack
 /// from now, to the second.
-pub fn retain_until(policy: &Immutable, now: Timestamp) -> Timestamp {
+pub(crate) fn retain_until(policy: &Immutable, now: Timestamp) -> Timestamp {
     let secs = i64::from(policy.days + slack_days(policy)) * 86_400;
     now.checked_add(jiff::SignedDuration::from_secs(secs))
         .unwrap_or(Timestamp::MAX)
 }
 
 /// The date every needed object must be retained until at least, now: `days` from now.
-pub fn must_hold_until(policy: &Immutable, now: Timestamp) -> Timestamp {
+pub(crate) fn must_hold_until(policy: &Immutable, now: Timestamp) -> Timestamp {
     let secs = i64::from(policy.days) * 86_400;
     now.checked_add(jiff::SignedDuration::from_secs(secs))
         .unwrap_or(Timestamp::MAX)

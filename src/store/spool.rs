@@ -9,9 +9,9 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 
 /// Packs filling: `pack-<16 hex digits>`.
-pub const PACK_PREFIX: &str = "pack-";
+pub(crate) const PACK_PREFIX: &str = "pack-";
 /// The on-disk index's files: `index-<16 hex digits>[-part<n>|-packs]`.
-pub const INDEX_PREFIX: &str = "index-";
+pub(crate) const INDEX_PREFIX: &str = "index-";
 
 /// A working file's path; dropping it removes the file (Rust opens files shareable for
 /// deletion on Windows too, so an open handle does not stop it).

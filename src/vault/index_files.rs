@@ -34,7 +34,7 @@ impl IndexScan {
 
     /// [`IndexScan::packs`], taking them out of the scan instead of copying them (the index
     /// is large: one copy of it is enough).
-    pub fn into_packs(self) -> Vec<IndexPack> {
+    pub(crate) fn into_packs(self) -> Vec<IndexPack> {
         let mut seen = HashSet::new();
         let mut out = Vec::new();
         for (id, f) in self.readable {
@@ -117,7 +117,10 @@ impl Vault {
 
     /// A builder for an index of about `expected` blobs: on disk in the spool folder when it
     /// would pass the vault's index budget.
-    pub fn index_builder(&self, expected: u64) -> Result<crate::vault::index::build::IndexBuilder> {
+    pub(crate) fn index_builder(
+        &self,
+        expected: u64,
+    ) -> Result<crate::vault::index::build::IndexBuilder> {
         crate::vault::index::build::IndexBuilder::new(
             self.spool_dir.as_deref(),
             self.index_budget,
@@ -152,7 +155,7 @@ impl Vault {
 
     /// One index file from the vault itself (not the cache), checked and decoded; one that
     /// vanished since it was listed is reported as damaged.
-    pub fn read_index_file(&self, id: &Id) -> Result<IndexFile> {
+    pub(crate) fn read_index_file(&self, id: &Id) -> Result<IndexFile> {
         let name = || format!("{INDEX}/{}", id.to_hex());
         match self.load_object_if_present(INDEX, id)? {
             Some(b) => IndexFile::decode(&b).map_err(|e| Error::corrupt(name(), e.to_string())),
@@ -161,7 +164,7 @@ impl Vault {
     }
 
     /// Read a pack's own header (from its tail): used to index packs a killed backup left behind.
-    pub fn read_pack_header(&self, id: &Id, size: u64) -> Result<IndexPack> {
+    pub(crate) fn read_pack_header(&self, id: &Id, size: u64) -> Result<IndexPack> {
         let name = pack_name(id);
         let tail_len = size.min(64 * 1024);
         let mut tail = self.store.get_range_exact(&name, size - tail_len..size)?;
@@ -186,7 +189,7 @@ impl Vault {
 
     /// Read the headers of `packs` (id, stored size) in parallel, a batch at a time, and hand
     /// each result to `f` in order: only one batch of headers is held at once.
-    pub fn each_pack_header(
+    pub(crate) fn each_pack_header(
         &self,
         packs: &[(Id, u64)],
         f: &mut dyn FnMut(Id, Result<IndexPack>) -> Result<()>,
@@ -206,7 +209,7 @@ impl Vault {
 
     /// Index packs that exist in storage but in no index file (left by an interrupted backup),
     /// so their blobs are reused instead of uploaded again. Returns how many were adopted.
-    pub fn adopt_unindexed_packs(&self, index: &mut Index) -> Result<usize> {
+    pub(crate) fn adopt_unindexed_packs(&self, index: &mut Index) -> Result<usize> {
         // The known packs by the first 8 bytes of their id, sorted (8 bytes a pack, 12 MB for
         // the 1.5 M packs of 100 TB), against a listing streamed one name at a time. Two ids
         // sharing 8 bytes would only make an orphan look known: it is then not reused.

@@ -23,14 +23,14 @@ use crate::format::id::Id;
 use crate::store::{ObjectInfo, Store};
 use crate::vault::Vault;
 
-pub const LOCKS: &str = "locks";
-pub const LOCK_VERSION: u32 = 1;
+pub(crate) const LOCKS: &str = "locks";
+pub(crate) const LOCK_VERSION: u32 = 1;
 /// A lock the storage has not seen refreshed for this long belongs to a dead or stuck process.
-pub const STALE_AFTER: Duration = Duration::from_secs(30 * 60);
-pub const REFRESH_EVERY: Duration = Duration::from_secs(5 * 60);
+pub(crate) const STALE_AFTER: Duration = Duration::from_secs(30 * 60);
+pub(crate) const REFRESH_EVERY: Duration = Duration::from_secs(5 * 60);
 /// A holder treats its lock as lost this long before others may call it stale: room for clock
 /// rate differences and for the commit write itself.
-pub const SAFETY_MARGIN: Duration = Duration::from_secs(10 * 60);
+pub(crate) const SAFETY_MARGIN: Duration = Duration::from_secs(10 * 60);
 
 /// The content of a lock object (JSON, sealed like a snapshot).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

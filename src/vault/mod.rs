@@ -30,14 +30,14 @@ use crate::format::tree::Tree;
 use crate::store::Store;
 use crate::vault::index::{Index, check_blob_kind};
 
-pub const CONFIG: &str = "config";
+pub(crate) const CONFIG: &str = "config";
 pub const KEYS: &str = "keys";
-pub const DATA: &str = "data";
-pub const INDEX: &str = "index";
+pub(crate) const DATA: &str = "data";
+pub(crate) const INDEX: &str = "index";
 pub const SNAPSHOTS: &str = "snapshots";
 /// A vault folder's own pack spool (formats/ §2): on the vault's file system, so a finished
 /// pack is published by hard link instead of being copied.
-pub const SPOOL: &str = "tmp";
+pub(crate) const SPOOL: &str = "tmp";
 
 pub struct Vault {
     store: Arc<dyn Store>,
@@ -73,7 +73,7 @@ impl Vault {
     }
 
     /// A handle on the store for threads that outlive a borrow of the vault (the lock refresher).
-    pub fn store_handle(&self) -> Arc<dyn Store> {
+    pub(crate) fn store_handle(&self) -> Arc<dyn Store> {
         Arc::clone(&self.store)
     }
     pub fn config(&self) -> &VaultConfig {
@@ -99,7 +99,7 @@ impl Vault {
     }
 
     /// Compress (at the vault's level) and seal one blob.
-    pub fn seal_blob(&self, data: &[u8]) -> Result<Vec<u8>> {
+    pub(crate) fn seal_blob(&self, data: &[u8]) -> Result<Vec<u8>> {
         self.sealer.seal(data, Some(self.config.compression_level))
     }
 
@@ -128,13 +128,13 @@ impl Vault {
     }
 
     /// This vault's folder in the per-host cache (`<cache root>/<vault id>`), when it has one.
-    pub fn cache_vault_dir(&self) -> Option<&std::path::Path> {
+    pub(crate) fn cache_vault_dir(&self) -> Option<&std::path::Path> {
         self.index_cache.as_ref().and_then(|c| c.dir().parent())
     }
 
     /// Remove the spool files of the vault folder's own `tmp/` (only under an exclusive lock:
     /// a running backup's packs fill there). Returns how many went.
-    pub fn clear_own_spool(&self) -> Result<usize> {
+    pub(crate) fn clear_own_spool(&self) -> Result<usize> {
         let Some(dir) = self.store.local_root().map(|r| r.join(SPOOL)) else {
             return Ok(0);
         };
@@ -143,7 +143,7 @@ impl Vault {
 
     /// A new, empty pack: spooled when the vault has a spool folder, so filling it costs no
     /// memory.
-    pub fn pack_writer(&self, kind: BlobKind) -> Result<PackWriter> {
+    pub(crate) fn pack_writer(&self, kind: BlobKind) -> Result<PackWriter> {
         match &self.spool_dir {
             Some(dir) => PackWriter::spooled(kind, dir),
             // Room for a full pack, the largest blob that can overflow it and its header:
@@ -155,7 +155,7 @@ impl Vault {
         }
     }
 
-    pub fn save_pack(&self, id: &Id, body: PackBody) -> Result<()> {
+    pub(crate) fn save_pack(&self, id: &Id, body: PackBody) -> Result<()> {
         let name = pack_name(id);
         match body {
             PackBody::Mem(bytes) => self.store.put(&name, Bytes::from(bytes))?,
@@ -179,7 +179,7 @@ impl Vault {
     }
 
     /// Open a sealed blob already fetched, and check it is the blob `id` names.
-    pub fn open_blob(
+    pub(crate) fn open_blob(
         &self,
         sealed: &[u8],
         id: &Id,
@@ -195,7 +195,7 @@ impl Vault {
         Ok(data)
     }
 
-    pub fn load_tree(&self, index: &Index, id: &Id) -> Result<Tree> {
+    pub(crate) fn load_tree(&self, index: &Index, id: &Id) -> Result<Tree> {
         Tree::decode(&self.read_blob(index, id, BlobKind::Tree)?)
     }
 }

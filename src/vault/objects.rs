@@ -28,7 +28,7 @@ pub(super) fn id_from_name(name: &str) -> Option<Id> {
 
 impl Vault {
     /// Seal and store a standalone object under `prefix/<id>`, id = BLAKE3 of the stored bytes.
-    pub fn save_object(&self, prefix: &str, plaintext: &[u8]) -> Result<Id> {
+    pub(crate) fn save_object(&self, prefix: &str, plaintext: &[u8]) -> Result<Id> {
         let sealed = self
             .sealer
             .seal(plaintext, Some(self.config.compression_level))?;
@@ -39,7 +39,7 @@ impl Vault {
     }
 
     /// Load a standalone object, checking that its bytes still hash to its name.
-    pub fn load_object(&self, prefix: &str, id: &Id) -> Result<Vec<u8>> {
+    pub(crate) fn load_object(&self, prefix: &str, id: &Id) -> Result<Vec<u8>> {
         let name = object_name(prefix, id);
         let bytes = self
             .fetch_verified(&name, id)?
@@ -62,7 +62,7 @@ impl Vault {
     }
 
     /// Like [`Vault::load_object`], but `Ok(None)` when the object does not exist.
-    pub fn load_object_if_present(&self, prefix: &str, id: &Id) -> Result<Option<Vec<u8>>> {
+    pub(crate) fn load_object_if_present(&self, prefix: &str, id: &Id) -> Result<Option<Vec<u8>>> {
         let name = object_name(prefix, id);
         match self.fetch_verified(&name, id)? {
             None => Ok(None),
@@ -82,7 +82,7 @@ impl Vault {
 
     /// The union of `times` listings of `prefix`, sorted: what deletes must not trust one
     /// listing for (a store that lists an object late, formats/ §12.6).
-    pub fn list_ids_union(&self, prefix: &str, times: usize) -> Result<Vec<(Id, u64)>> {
+    pub(crate) fn list_ids_union(&self, prefix: &str, times: usize) -> Result<Vec<(Id, u64)>> {
         let mut all = Vec::new();
         for _ in 0..times.max(1) {
             all.extend(self.list_ids(prefix)?);

@@ -293,7 +293,7 @@ impl Vault {
 
     /// Key files that are damaged: bytes that do not hash to their name, or not a key file.
     /// (`check` reports them; one that opens still unlocks the vault.)
-    pub fn damaged_key_files(&self) -> Result<Vec<(String, String)>> {
+    pub(crate) fn damaged_key_files(&self) -> Result<Vec<(String, String)>> {
         let mut out = Vec::new();
         for k in self.store.list(KEYS)? {
             let Some(bytes) = self.store.get(&k.name)? else {

@@ -21,13 +21,8 @@ impl Vault {
         self.save_object(SNAPSHOTS, &json)
     }
 
-    pub fn load_snapshot(&self, id: &Id) -> Result<Snapshot> {
-        let bytes = self.load_object(SNAPSHOTS, id)?;
-        self.parse_snapshot(id, &bytes)
-    }
-
-    /// Like [`Vault::load_snapshot`], but `Ok(None)` when it was forgotten meanwhile.
-    pub fn load_snapshot_if_present(&self, id: &Id) -> Result<Option<Snapshot>> {
+    /// A snapshot object, decoded; `Ok(None)` when it was forgotten meanwhile.
+    pub(crate) fn load_snapshot_if_present(&self, id: &Id) -> Result<Option<Snapshot>> {
         self.load_object_if_present(SNAPSHOTS, id)?
             .map(|b| self.parse_snapshot(id, &b))
             .transpose()
@@ -53,7 +48,7 @@ impl Vault {
     }
 
     /// [`Vault::scan_snapshots`] over the union of `listings` listings of `snapshots/`.
-    pub fn scan_snapshots_listed(&self, listings: usize) -> Result<SnapshotScan> {
+    pub(crate) fn scan_snapshots_listed(&self, listings: usize) -> Result<SnapshotScan> {
         // A snapshot that vanishes between listing and reading was forgotten meanwhile.
         let loaded: Vec<(Id, Result<Option<Snapshot>>)> = self
             .list_ids_union(SNAPSHOTS, listings)?

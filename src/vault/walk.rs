@@ -63,7 +63,11 @@ pub struct Reachable {
 }
 
 /// Load every tree below `roots`, one level at a time, each level in parallel, and keep them.
-pub fn reachable(vault: &Vault, index: &Index, roots: impl IntoIterator<Item = Id>) -> Reachable {
+pub(crate) fn reachable(
+    vault: &Vault,
+    index: &Index,
+    roots: impl IntoIterator<Item = Id>,
+) -> Reachable {
     let trees = std::sync::Mutex::new(std::collections::HashMap::new());
     let failed = visit_trees(vault, index, roots, &|id, t| {
         trees
@@ -81,7 +85,7 @@ pub fn reachable(vault: &Vault, index: &Index, roots: impl IntoIterator<Item = I
 /// parallel) without keeping the trees: memory follows the number of distinct tree ids, not
 /// what the trees hold, so prune need not hold a vault's metadata. Returns the trees that could
 /// not be read; nothing below them is visited.
-pub fn visit_trees(
+pub(crate) fn visit_trees(
     vault: &Vault,
     index: &Index,
     roots: impl IntoIterator<Item = Id>,

@@ -74,7 +74,7 @@ impl Month {
 }
 
 /// `YYYY-MM` (or a whole date) as the first of that month.
-pub fn parse_month(s: &str) -> Option<Date> {
+pub(crate) fn parse_month(s: &str) -> Option<Date> {
     let full = if s.len() == 7 {
         format!("{s}-01")
     } else {
@@ -83,7 +83,7 @@ pub fn parse_month(s: &str) -> Option<Date> {
     full.parse::<Date>().ok().map(|d| d.first_of_month())
 }
 
-pub const WEEKDAYS: [Weekday; 7] = [
+pub(crate) const WEEKDAYS: [Weekday; 7] = [
     Weekday::Monday,
     Weekday::Tuesday,
     Weekday::Wednesday,

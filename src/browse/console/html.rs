@@ -7,12 +7,12 @@ use crate::browse::http::Response;
 use crate::browse::webdav::{decode, encode, escape};
 
 /// Escape text for HTML (element content and quoted attributes).
-pub fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     escape(s)
 }
 
 /// Bytes shown as text (lossy UTF-8), escaped.
-pub fn esc_bytes(b: &[u8]) -> String {
+pub(crate) fn esc_bytes(b: &[u8]) -> String {
     escape(&String::from_utf8_lossy(b))
 }
 
@@ -22,7 +22,7 @@ pub fn q(b: &[u8]) -> String {
 }
 
 /// Query-string pairs: `+` is a space (HTML forms), `%XX` a byte. Bad escapes drop the pair.
-pub fn parse_pairs(s: &str) -> Vec<(String, Vec<u8>)> {
+pub(crate) fn parse_pairs(s: &str) -> Vec<(String, Vec<u8>)> {
     s.split('&')
         .filter(|p| !p.is_empty())
         .filter_map(|p| {
@@ -67,7 +67,7 @@ impl Fields {
 /// Headers every console response carries: no external anything, no framing, referrers only
 /// to ourselves (the token is in every URL; `no-referrer` would make Chromium send
 /// `Origin: null` on our own form posts), nothing cached.
-pub fn secure(r: Response) -> Response {
+pub(crate) fn secure(r: Response) -> Response {
     r.with_header(
         "Content-Security-Policy",
         "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
@@ -121,7 +121,7 @@ pub fn html(status: u16, body: String) -> Response {
 }
 
 /// A page that says what went wrong, in one line, and where to go.
-pub fn error_page(base: &str, status: u16, what: &str) -> Response {
+pub(crate) fn error_page(base: &str, status: u16, what: &str) -> Response {
     let body = format!(
         "<h1>{}</h1><p class=error id=error>{}</p><p><a href=\"{base}\">Back to the recovery points</a></p>",
         match status {

@@ -147,7 +147,7 @@ impl Jobs {
 }
 
 /// The CLI's summary, in words.
-pub fn summary_line(s: &RestoreSummary) -> String {
+pub(crate) fn summary_line(s: &RestoreSummary) -> String {
     format!(
         "{} files written, {} unchanged, {} skipped, {} kept both; {} folders, {} symlinks, {}{}",
         s.files,

@@ -49,7 +49,7 @@ pub(super) struct Packs {
 
 impl Packs {
     /// The index file that lists pack `id` first, if one in force lists it.
-    pub fn listed_in(&self, id: &Id) -> Option<Id> {
+    pub(crate) fn listed_in(&self, id: &Id) -> Option<Id> {
         self.listed
             .binary_search_by(|(p, ..)| p.cmp(id))
             .ok()

@@ -11,13 +11,13 @@ use crate::format::codec::{Reader, derive_magic, put_u16, put_u32};
 use crate::format::index::IndexPack;
 use crate::vault::Vault;
 
-pub const RECORD_VERSION: u16 = 1;
+pub(crate) const RECORD_VERSION: u16 = 1;
 /// File name in `<cache root>/<vault id>/`.
-pub const RECORD_FILE: &str = "checked-headers";
+pub(crate) const RECORD_FILE: &str = "checked-headers";
 /// Bytes kept per verified pack.
-pub const DIGEST_LEN: usize = 16;
+pub(crate) const DIGEST_LEN: usize = 16;
 
-pub type Digest = [u8; DIGEST_LEN];
+pub(crate) type Digest = [u8; DIGEST_LEN];
 
 pub fn record_magic() -> [u8; 8] {
     derive_magic("sitevault checked headers")
@@ -81,7 +81,7 @@ impl HeaderRecord {
 
 /// Where the record of `vault` lives, when it has a cache folder: one per location, since a
 /// copy of the vault elsewhere (same id, same key) has headers of its own to verify.
-pub fn record_path(vault: &Vault) -> Option<PathBuf> {
+pub(crate) fn record_path(vault: &Vault) -> Option<PathBuf> {
     let at = blake3::hash(vault.location().as_bytes());
     let name = format!("{RECORD_FILE}-{}", &at.to_hex()[..16]);
     vault.cache_vault_dir().map(|d| d.join(name))

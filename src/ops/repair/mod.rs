@@ -37,7 +37,7 @@ pub use snapshots::{
 };
 
 /// The tag a repaired snapshot carries, so `snapshots` shows what it is.
-pub const REPAIRED_TAG: &str = "repaired";
+pub(crate) const REPAIRED_TAG: &str = "repaired";
 
 /// Every pack the vault stores and what it holds, without trusting any single source: index
 /// files for the packs they name, pack headers for the rest.

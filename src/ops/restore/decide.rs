@@ -62,7 +62,7 @@ pub(super) fn decide(
 }
 
 /// `dir/CM_CEN (restored 2026-11-20 0300).mdf`; the nth attempt adds ` n`.
-pub fn keep_both_name(path: &Path, stamp: &str, n: u32) -> PathBuf {
+pub(crate) fn keep_both_name(path: &Path, stamp: &str, n: u32) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

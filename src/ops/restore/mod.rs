@@ -29,7 +29,6 @@ use crate::vault::Vault;
 use crate::vault::index::Index;
 use crate::vault::walk;
 
-pub use decide::keep_both_name;
 use decide::{decide, same_content};
 use disk::{apply_metadata, remove_stale_temporaries, restore_symlink};
 use select::Item;

@@ -49,11 +49,6 @@ impl IndexBuilder {
         }))
     }
 
-    /// Whether the index is being built on disk.
-    pub fn is_on_disk(&self) -> bool {
-        matches!(self.0, Inner::Disk(_))
-    }
-
     /// Packs added so far (the next pack's number).
     pub fn pack_count(&self) -> u32 {
         match &self.0 {
@@ -79,7 +74,7 @@ impl IndexBuilder {
 
     /// Packs numbered `from..` (up to now) came from index file `id`, which supersedes
     /// `supersedes`.
-    pub fn end_file(&mut self, id: Id, from: u32, supersedes: &[Id]) {
+    pub(crate) fn end_file(&mut self, id: Id, from: u32, supersedes: &[Id]) {
         match &mut self.0 {
             Inner::Memory {
                 index,
@@ -94,7 +89,7 @@ impl IndexBuilder {
     }
 
     /// Add every pack of index file `id`.
-    pub fn add_file(&mut self, id: Id, file: &IndexFile) -> Result<()> {
+    pub(crate) fn add_file(&mut self, id: Id, file: &IndexFile) -> Result<()> {
         let from = self.pack_count();
         for p in &file.packs {
             self.add_pack(p.id, p.kind, &p.blobs)?;

@@ -16,9 +16,9 @@ use crate::store::spool::{INDEX_PREFIX, WorkFile};
 use crate::vault::index::BlobLocation;
 
 /// Bytes per entry on disk: id (32), pack number, offset, stored_len, raw_len (u32 LE each).
-pub const ENTRY_LEN: usize = 48;
+pub(crate) const ENTRY_LEN: usize = 48;
 /// Bytes per pack on disk: id (32), kind (1).
-pub const PACK_LEN: usize = 33;
+pub(crate) const PACK_LEN: usize = 33;
 /// Lookups read one fan-out bucket; about this many entries each (1.5 KiB).
 const ENTRIES_PER_BUCKET: u64 = 32;
 /// The fan-out table may always take this much, however small the budget.
@@ -136,7 +136,11 @@ impl DiskIndexBuilder {
 
     /// Add one index file (files in ascending id order, as readers take them).
     #[cfg(test)]
-    pub fn add_file(&mut self, id: Id, file: &crate::format::index::IndexFile) -> Result<()> {
+    pub(crate) fn add_file(
+        &mut self,
+        id: Id,
+        file: &crate::format::index::IndexFile,
+    ) -> Result<()> {
         let from = self.pack_count;
         for p in &file.packs {
             self.add_pack(p.id, p.kind, &p.blobs)?;
@@ -147,7 +151,7 @@ impl DiskIndexBuilder {
 
     /// Packs numbered `from..` (up to now) came from index file `id`, which supersedes
     /// `supersedes`: for a caller that adds a file's packs one by one (or only some of them).
-    pub fn end_file(&mut self, id: Id, from: u32, supersedes: &[Id]) {
+    pub(crate) fn end_file(&mut self, id: Id, from: u32, supersedes: &[Id]) {
         self.files.push((id, from, self.pack_count));
         self.superseded.extend(supersedes.iter().copied());
     }
@@ -329,7 +333,7 @@ impl DiskIndex {
 
     /// Every entry in id order with its position and pack number, read in blocks: a pass
     /// over the whole index in the memory of one block.
-    pub fn for_each_entry(&self, f: &mut dyn FnMut(u64, u32, &PackedBlob)) -> Result<()> {
+    pub(crate) fn for_each_entry(&self, f: &mut dyn FnMut(u64, u32, &PackedBlob)) -> Result<()> {
         const BLOCK: u64 = 4096;
         let mut buf = vec![0u8; BLOCK as usize * ENTRY_LEN];
         let mut pos = 0;
@@ -409,7 +413,7 @@ impl DiskIndex {
     }
 
     /// [`DiskIndex::get`] with the entry's position, in one read of its bucket.
-    pub fn locate(&self, id: &Id) -> Option<(u64, BlobLocation)> {
+    pub(crate) fn locate(&self, id: &Id) -> Option<(u64, BlobLocation)> {
         let (pos, pack, offset, stored_len, raw_len) = self.find(id)?;
         let (pack, kind) = self.pack(pack)?;
         Some((
@@ -430,7 +434,7 @@ impl DiskIndex {
     }
 
     /// Every pack id, in pack-number order, read in blocks.
-    pub fn for_each_pack(&self, f: &mut dyn FnMut(&Id)) -> Result<()> {
+    pub(crate) fn for_each_pack(&self, f: &mut dyn FnMut(&Id)) -> Result<()> {
         const BLOCK: u32 = 4096;
         let mut buf = vec![0u8; BLOCK as usize * PACK_LEN];
         let mut n = 0;

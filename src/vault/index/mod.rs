@@ -99,7 +99,7 @@ impl Index {
     }
 
     /// This index with `packs` added (an on-disk part is shared, not copied).
-    pub fn with_packs(&self, packs: &[IndexPack]) -> Index {
+    pub(crate) fn with_packs(&self, packs: &[IndexPack]) -> Index {
         let mut i = self.clone();
         for p in packs {
             i.add_pack(p.id, p.kind, &p.blobs);
@@ -129,7 +129,7 @@ impl Index {
     }
 
     /// Fails when a lookup could not read the on-disk part (it answered "not found").
-    pub fn check_io(&self) -> Result<()> {
+    pub(crate) fn check_io(&self) -> Result<()> {
         self.disk.as_ref().map_or(Ok(()), |d| d.check())
     }
 
@@ -166,7 +166,7 @@ impl Index {
     }
 
     /// [`Index::get`] with the entry's [`Index::position`], in one lookup.
-    pub fn locate(&self, id: &Id) -> Option<(u64, BlobLocation)> {
+    pub(crate) fn locate(&self, id: &Id) -> Option<(u64, BlobLocation)> {
         let Some(at) = self.find(id) else {
             return self.disk.as_ref().and_then(|d| d.locate(id));
         };
@@ -204,7 +204,7 @@ impl Index {
 
     /// Every entry with its position and pack number (packs numbered in the order they were
     /// added, the on-disk part's first). On disk the entries are read in blocks.
-    pub fn for_each_entry(&self, f: &mut dyn FnMut(u64, u32, &PackedBlob)) -> Result<()> {
+    pub(crate) fn for_each_entry(&self, f: &mut dyn FnMut(u64, u32, &PackedBlob)) -> Result<()> {
         let (base, packs) = match &self.disk {
             Some(d) => {
                 d.for_each_entry(f)?;
@@ -225,7 +225,7 @@ impl Index {
     }
 
     /// Every pack the index names (on disk ones read in blocks).
-    pub fn for_each_pack(&self, f: &mut dyn FnMut(&Id)) -> Result<()> {
+    pub(crate) fn for_each_pack(&self, f: &mut dyn FnMut(&Id)) -> Result<()> {
         if let Some(d) = &self.disk {
             d.for_each_pack(f)?;
         }

@@ -326,7 +326,7 @@ impl Ctx<'_> {
         html(200, page(base, "Restore", "", &h))
     }
 
-    pub fn job_json(&self, n: &str) -> Response {
+    pub(crate) fn job_json(&self, n: &str) -> Response {
         match n.parse().ok().and_then(|n| self.c.jobs.status(n)) {
             Some(st) => secure(
                 Response::new(200)
