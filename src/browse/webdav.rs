@@ -13,7 +13,7 @@ use crate::browse::{Attr, Browser, Entry, ErrorSink, Kind, OpenFile};
 /// Bytes read from the vault per write to the connection.
 const PIECE: usize = 1 << 20;
 
-pub struct Dav {
+pub(crate) struct Dav {
     browser: Arc<Browser>,
     token: String,
     on_error: ErrorSink,

@@ -56,20 +56,19 @@ fn walk(
 /// Every tree reachable from some roots, each loaded once: snapshots share most of their
 /// trees, so `check` and `stats` work per distinct tree, not per snapshot.
 #[derive(Debug, Default)]
-pub struct Reachable {
+pub(crate) struct Reachable {
     pub trees: std::collections::HashMap<Id, Tree>,
-    /// Trees that could not be read, with why; nothing below them is reachable.
-    pub failed: std::collections::HashMap<Id, crate::error::Error>,
 }
 
 /// Load every tree below `roots`, one level at a time, each level in parallel, and keep them.
+/// Trees that cannot be read are left out, and so is everything below them.
 pub(crate) fn reachable(
     vault: &Vault,
     index: &Index,
     roots: impl IntoIterator<Item = Id>,
 ) -> Reachable {
     let trees = std::sync::Mutex::new(std::collections::HashMap::new());
-    let failed = visit_trees(vault, index, roots, &|id, t| {
+    visit_trees(vault, index, roots, &|id, t| {
         trees
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -77,7 +76,6 @@ pub(crate) fn reachable(
     });
     Reachable {
         trees: trees.into_inner().unwrap_or_else(|p| p.into_inner()),
-        failed,
     }
 }
 

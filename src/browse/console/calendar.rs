@@ -13,7 +13,7 @@ pub struct Cell {
 }
 
 #[derive(Debug, Clone)]
-pub struct Month {
+pub(crate) struct Month {
     pub first: Date,
     /// Rows of seven cells, Monday first.
     pub weeks: Vec<Vec<Cell>>,

@@ -17,7 +17,7 @@ const KEEP: usize = 64;
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum State {
+pub(crate) enum State {
     Running,
     Done,
     Failed,
@@ -48,7 +48,7 @@ struct Job {
 }
 
 #[derive(Default)]
-pub struct Jobs {
+pub(crate) struct Jobs {
     jobs: Mutex<BTreeMap<u64, Arc<Job>>>,
 }
 

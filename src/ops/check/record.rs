@@ -45,7 +45,7 @@ pub fn digest(pack: &IndexPack, size: u64) -> Digest {
 
 /// The digests of packs verified by the last `check` on this host, sorted.
 #[derive(Debug, Default)]
-pub struct HeaderRecord {
+pub(crate) struct HeaderRecord {
     digests: Vec<Digest>,
 }
 
@@ -64,14 +64,6 @@ impl HeaderRecord {
             Ok(digests) => HeaderRecord { digests },
             Err(_) => HeaderRecord::default(),
         }
-    }
-
-    pub fn len(&self) -> usize {
-        self.digests.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.digests.is_empty()
     }
 
     pub fn contains(&self, d: &Digest) -> bool {

@@ -27,7 +27,7 @@ enum Inner {
 
 /// Packs go in under consecutive numbers (0, 1, ...), the numbers [`Index::for_each_entry`]
 /// reports; a file's packs are dropped at the end if another file supersedes it.
-pub struct IndexBuilder(Inner);
+pub(crate) struct IndexBuilder(Inner);
 
 impl IndexBuilder {
     /// `expected`: about how many blobs will come. On disk (in `spool`) when they would take

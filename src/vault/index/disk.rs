@@ -90,7 +90,7 @@ fn top_bits(id: &[u8], bits: u32) -> usize {
 }
 
 /// Builds a [`DiskIndex`] from index files in reader order (§7.2), in bounded memory.
-pub struct DiskIndexBuilder {
+pub(crate) struct DiskIndexBuilder {
     dir: PathBuf,
     budget: u64,
     /// Entries go to `1 << part_bits` partitions by their leading id bits.
