@@ -26,6 +26,7 @@ mod prune_index;
 mod repair;
 mod restore_options;
 mod roundtrip;
+mod serve_input;
 mod sites;
 mod spool;
 mod tamper;
