@@ -2,6 +2,7 @@
 # Sourced by .ci/run: the real clients the browse tests (tests/it/browse.rs) drive.
 #   fuse3   fusermount3, which `sitevault mount` mounts through (fuser's pure-Rust mount)
 #   rclone  a WebDAV client that copies a recovery point
+#   cadaver a command-line WebDAV client that lists and downloads (tests/it/dav_clients.rs)
 #   openssl makes the test certificate for `serve --tls-cert`
 #   chromium, chromium-driver: the recovery console's tests (tests/it/console.rs) drive real
 #           headless Chromium through WebDriver
@@ -11,7 +12,7 @@
 set -euo pipefail
 
 sitevault_browse_setup() {
-  local -a pkgs=(fuse3 rclone openssl curl chromium chromium-driver) missing=() sudo=()
+  local -a pkgs=(fuse3 rclone cadaver openssl curl chromium chromium-driver) missing=() sudo=()
   local p
   for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -10,6 +10,7 @@ mod common;
 mod console;
 mod copy;
 mod crash;
+mod dav_clients;
 mod dedup;
 mod diskfull;
 mod errors;
