@@ -84,7 +84,8 @@ pub(super) fn check_packs(
     // The index restore would use: the index files' view of the packs.
     let index = scan.builder.finish()?;
     report.index_on_disk = index.is_on_disk();
-    let spare = spare_index(&unindexed);
+    // An in-memory index of the blobs in the packs no index lists.
+    let spare = Index::new().with_packs(&unindexed);
     Ok(Packs {
         stored: scan.stored,
         listed,
@@ -398,14 +399,4 @@ fn orphan_unreadable(id: &Id, e: &Error) -> super::Problem {
             format!("in no index and its header cannot be read ({e}); nothing refers to it")
         },
     )
-}
-
-/// An in-memory index of the blobs in the packs no index lists.
-fn spare_index(unindexed: &[IndexPack]) -> Index {
-    let mut spare = Index::new();
-    for p in unindexed {
-        spare.add_pack(p.id, p.kind, &p.blobs);
-    }
-    spare.finish();
-    spare
 }

@@ -26,7 +26,6 @@ use crate::error::{Error, Result};
 use crate::format::id::Id;
 use crate::format::index::IndexPack;
 use crate::store::in_download_pool;
-use crate::vault::index::Index;
 use crate::vault::packer::Uploaded;
 use crate::vault::{DATA, INDEX, IndexScan, Vault};
 
@@ -98,16 +97,6 @@ fn read_headers(vault: &Vault, packs: &[(Id, u64)]) -> Vec<(Id, Result<IndexPack
             .map(|(id, size)| (*id, vault.read_pack_header(id, *size)))
             .collect()
     })
-}
-
-/// The in-memory index of `packs`.
-fn index_of(packs: &[IndexPack]) -> Index {
-    let mut index = Index::new();
-    for p in packs {
-        index.add_pack(p.id, p.kind, &p.blobs);
-    }
-    index.finish();
-    index
 }
 
 /// Store index files for `packs`, the last superseding `old`, then delete `old`.

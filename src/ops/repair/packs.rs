@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::sources::Sources;
-use super::{Holdings, holdings, index_of, replace_index, uploader_result};
+use super::{Holdings, holdings, replace_index, uploader_result};
 use crate::error::{Error, Result};
 use crate::format::id::Id;
 use crate::format::index::IndexPack;
@@ -114,7 +114,7 @@ pub fn repair_packs(
         ..Default::default()
     };
     let h = holdings(vault)?;
-    let index = index_of(&h.packs);
+    let index = Index::new().with_packs(&h.packs);
     let snaps = readable_snapshots(vault)?;
     let (used, failed) = used_blobs(vault, &index, &snaps);
     report.packs_unreadable = h.unreadable.iter().map(|(id, _)| *id).collect();
@@ -139,7 +139,7 @@ pub fn repair_packs(
         .filter(|p| !damaged.contains(&p.id))
         .cloned()
         .collect();
-    let good = index_of(&keep);
+    let good = Index::new().with_packs(&keep);
     let salvage = salvage_list(&h, &damaged, &good, &lost, &healed_ids);
     if dry_run {
         report.blobs_salvaged = salvage.len();

@@ -7,7 +7,7 @@ use std::sync::mpsc::sync_channel;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::{REPAIRED_TAG, holdings, index_of, uploader_result};
+use super::{REPAIRED_TAG, holdings, uploader_result};
 use crate::error::{Error, Result};
 use crate::format::id::Id;
 use crate::format::pack::BlobKind;
@@ -230,7 +230,7 @@ pub fn repair_snapshots(
         ..Default::default()
     };
     let h = holdings(vault)?;
-    let index = index_of(&h.packs);
+    let index = Index::new().with_packs(&h.packs);
     let reach = crate::vault::walk::reachable(vault, &index, snaps.iter().map(|(_, s)| s.tree));
     let (bad, verified) = lost_chunks(vault, &index, &h.stored, &reach.trees, opts.read_data);
     report.blobs_verified = verified;
